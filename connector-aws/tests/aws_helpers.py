@@ -1,0 +1,73 @@
+"""Helpers of the AWS connector tests: clients, streams, tables and plain-boto3 reads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.testing.pytest_plugin import RunningService
+
+
+def client(service: RunningService, name: str, endpoint: str | None = None) -> Any:
+    kwargs = service.boto3_kwargs()
+    if endpoint is not None:
+        kwargs["endpoint_url"] = endpoint
+    return boto3.client(name, **kwargs)
+
+
+def client_options(service: RunningService, endpoint: str | None = None) -> AwsClientOptions:
+    kwargs = service.boto3_kwargs()
+    return AwsClientOptions(
+        region=kwargs["region_name"],
+        endpoint_url=endpoint or kwargs["endpoint_url"],
+        access_key_id=kwargs["aws_access_key_id"],
+        secret_access_key=kwargs["aws_secret_access_key"],
+    )
+
+
+def create_stream(kinesis: Any, name: str, shards: int) -> str:
+    """Create a stream, wait until it is active, return its ARN."""
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    for _ in range(100):
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return str(summary["StreamARN"])
+        time.sleep(0.05)
+    raise AssertionError(f"stream {name} never became active")
+
+
+def wait_active(kinesis: Any, arn: str) -> None:
+    for _ in range(200):
+        summary = kinesis.describe_stream_summary(StreamARN=arn)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"stream {arn} never became active again")
+
+
+def put_all(kinesis: Any, arn: str, records: list[tuple[str, bytes]]) -> None:
+    """PutRecords in batches of 500, in order, retrying nothing (the emulator never fails entries)."""
+    for i in range(0, len(records), 500):
+        batch = records[i : i + 500]
+        response = kinesis.put_records(
+            StreamARN=arn, Records=[{"PartitionKey": k, "Data": d} for k, d in batch]
+        )
+        assert response["FailedRecordCount"] == 0
+
+
+def read_stream(kinesis: Any, arn: str) -> list[dict[str, Any]]:
+    """Every record of every shard from TRIM_HORIZON (plain boto3), shard by shard."""
+    records: list[dict[str, Any]] = []
+    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=10000)
+            records.extend(response["Records"])
+            iterator = response.get("NextShardIterator")
+            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
+                break
+    return records

@@ -1,0 +1,102 @@
+"""headwater-connector-base: what connectors share.
+
+- Reader base: :class:`SourceReaderBase`, :class:`SplitReader` / :class:`BlockingSplitReader`,
+  :class:`SplitFetcherManager`, :class:`RecordEmitter`.
+- Async sink base: :class:`AsyncSinkBase`, :class:`AsyncSinkWriter`, :class:`AsyncSinkOptions`,
+  rate limiting (:class:`AIMDRateLimitingStrategy`).
+- :class:`HybridSource`: bounded sources, then a last (possibly unbounded) one.
+- Formats: :class:`RawFormat`, :class:`TextFormat`, :class:`JsonFormat`, :class:`CsvFormat`,
+  :class:`AvroFormat` (extra ``avro``), with error policies and :class:`DeadLetter`;
+  :meth:`Format.deserializer` binds one to a reader's metric group.
+- Retries: :class:`RetryPolicy`, :class:`Backoff`, :func:`retry`, :class:`ErrorClass`.
+"""
+
+from headwater.connectors.base._async_sink import (
+    AsyncSinkBase,
+    AsyncSinkOptions,
+    AsyncSinkWriter,
+    RecordTooLargeError,
+    RequestTimeoutError,
+    SubmitResult,
+)
+from headwater.connectors.base._formats import (
+    AvroFormat,
+    CsvFormat,
+    DeadLetter,
+    DeadLetterOnError,
+    Deserializer,
+    ErrorPolicy,
+    FailOnError,
+    Format,
+    JsonFormat,
+    RawFormat,
+    SkipOnError,
+    TextFormat,
+)
+from headwater.connectors.base._hybrid import HybridSource, HybridSplit, SourceSwitch
+from headwater.connectors.base._options import OptionsModel
+from headwater.connectors.base._rate_limiting import (
+    AIMDRateLimitingStrategy,
+    RateLimitingStrategy,
+    RequestInfo,
+    RequestResultInfo,
+)
+from headwater.connectors.base._reader import (
+    BlockingSplitReader,
+    FetcherMode,
+    RecordEmitter,
+    RecordsBySplit,
+    SourceReaderBase,
+    SplitFetcherManager,
+    SplitReader,
+)
+from headwater.connectors.base._retry import Backoff, ErrorClass, RetryPolicy, classify_error, retry
+from headwater.connectors.base.version import __version__
+
+__all__ = [
+    "AIMDRateLimitingStrategy",
+    "AsyncSinkBase",
+    "AsyncSinkOptions",
+    "AsyncSinkWriter",
+    "AvroFormat",
+    "Backoff",
+    "BlockingSplitReader",
+    "CsvFormat",
+    "DeadLetter",
+    "DeadLetterOnError",
+    "Deserializer",
+    "ErrorClass",
+    "ErrorPolicy",
+    "FailOnError",
+    "FetcherMode",
+    "Format",
+    "HybridSource",
+    "HybridSplit",
+    "JsonFormat",
+    "OptionsModel",
+    "RateLimitingStrategy",
+    "RawFormat",
+    "RecordEmitter",
+    "RecordTooLargeError",
+    "RecordsBySplit",
+    "RequestInfo",
+    "RequestResultInfo",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "SkipOnError",
+    "SourceReaderBase",
+    "SourceSwitch",
+    "SplitFetcherManager",
+    "SplitReader",
+    "SubmitResult",
+    "TextFormat",
+    "__version__",
+    "classify_error",
+    "retry",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and _obj.__module__.startswith("headwater.connectors.base._"):
+        _obj.__module__ = "headwater.connectors.base"
+del _name, _obj

@@ -1,0 +1,353 @@
+"""Record formats shared by connectors: raw bytes, UTF-8 text, JSON, CSV and Avro.
+
+A format turns records into payloads (``serialize_batch``) and payloads into records
+(``deserialize_batch``), a batch at a time: the fast path decodes the whole batch in one loop and
+only falls back to record-by-record handling when a payload is bad. What happens to a bad payload
+is the format's :class:`ErrorPolicy`:
+
+- :class:`FailOnError` (the default): raise :class:`SerializationError` naming the format and the
+  record's position.
+- :class:`SkipOnError`: drop the record and count it (``numRecordsInErrors``).
+- :class:`DeadLetterOnError`: drop the record, count it, and hand a :class:`DeadLetter` (the raw
+  payload, the error and the position) to a collector you supply. Core has no side outputs yet, so
+  the collector is a plain callable: append to a list, write to a file, or buffer for a sink.
+
+A reader binds a format to its metric group once, with :meth:`Format.deserializer`; the
+:class:`Deserializer` it gets counts bad payloads in that group's ``numRecordsInErrors`` (the
+counter :class:`SourceReaderBase` reports too), so an emitter passes no counter around.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from headwater.core import ConfigurationError, Counter, MetricGroup, SerializationError
+
+__all__ = [
+    "AvroFormat",
+    "CsvFormat",
+    "DeadLetter",
+    "DeadLetterOnError",
+    "Deserializer",
+    "ErrorPolicy",
+    "FailOnError",
+    "Format",
+    "JsonFormat",
+    "RawFormat",
+    "SkipOnError",
+    "TextFormat",
+]
+
+T = TypeVar("T")
+"""The record type of a format."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A payload that could not be deserialized, with why and where.
+
+    Attributes:
+        payload: the raw bytes as read.
+        error: ``"<ExceptionType>: <message>"``.
+        format: the name of the format that refused it (``"json"``, ``"avro"``, ...).
+        position: where it was read (an offset, a line number; the index in the batch by default).
+    """
+
+    payload: bytes
+    error: str
+    format: str
+    position: Any
+
+
+class ErrorPolicy(ABC):
+    """What a deserializer does with a payload it cannot decode."""
+
+    @abstractmethod
+    def handle(self, letter: DeadLetter, cause: Exception) -> None:
+        """Handle one bad payload: raise to fail, return to drop it."""
+
+
+class FailOnError(ErrorPolicy):
+    """Fail with :class:`SerializationError` naming the format and the record's position (default)."""
+
+    def handle(self, letter: DeadLetter, cause: Exception) -> None:
+        """Raise."""
+        raise SerializationError(
+            f"{letter.format}: cannot deserialize the record at position {letter.position}: "
+            f"{letter.error}"
+        ) from cause
+
+
+class SkipOnError(ErrorPolicy):
+    """Drop bad records; they are counted in ``numRecordsInErrors``."""
+
+    def handle(self, letter: DeadLetter, cause: Exception) -> None:
+        """Drop the record."""
+
+
+class DeadLetterOnError(ErrorPolicy):
+    """Drop bad records, count them, and pass each as a :class:`DeadLetter` to ``collector``.
+
+    The collector runs on the event loop inside ``deserialize_batch``: it must be quick and must
+    not block (append to a list or a queue that a sink drains).
+    """
+
+    def __init__(self, collector: Callable[[DeadLetter], None]) -> None:
+        self.collector = collector
+
+    def handle(self, letter: DeadLetter, cause: Exception) -> None:
+        """Hand ``letter`` to the collector."""
+        self.collector(letter)
+
+
+class Format(ABC, Generic[T]):
+    """A record format: a cheap, picklable description with an error policy for deserialization.
+
+    Subclasses implement :meth:`decode` and :meth:`encode` for one record; the batch methods are
+    the ones connectors call.
+    """
+
+    name: str = "format"
+    """The name used in error messages and dead letters."""
+
+    def __init__(self, *, on_error: ErrorPolicy | None = None) -> None:
+        self.on_error: ErrorPolicy = on_error or FailOnError()
+
+    @abstractmethod
+    def decode(self, payload: bytes) -> T:
+        """Decode one payload; raise any exception if it is bad."""
+
+    @abstractmethod
+    def encode(self, record: T) -> bytes:
+        """Encode one record."""
+
+    def deserialize_batch(
+        self,
+        payloads: Sequence[bytes],
+        *,
+        positions: Sequence[Any] | None = None,
+        errors: Counter | None = None,
+    ) -> list[T]:
+        """Decode a batch; bad payloads go to the error policy.
+
+        Args:
+            payloads: the raw records.
+            positions: where each payload was read (same length), for errors and dead letters;
+                the index in the batch when omitted.
+            errors: incremented once per bad payload (pass the ``numRecordsInErrors`` counter).
+        """
+        decode = self.decode
+        try:
+            return [decode(p) for p in payloads]
+        except Exception:
+            pass
+        out: list[T] = []
+        bad = 0
+        for index, payload in enumerate(payloads):
+            try:
+                out.append(decode(payload))
+            except Exception as exc:
+                bad += 1
+                if errors is not None:
+                    errors.inc()
+                position = positions[index] if positions is not None else index
+                letter = DeadLetter(
+                    payload=bytes(payload),
+                    error=f"{type(exc).__name__}: {exc}",
+                    format=self.name,
+                    position=position,
+                )
+                self.on_error.handle(letter, exc)
+        return out
+
+    def deserializer(self, metric_group: MetricGroup) -> Deserializer[T]:
+        """A :class:`Deserializer` of this format bound to one reader's metrics (one per reader)."""
+        return Deserializer(self, metric_group)
+
+    def serialize_batch(self, records: Sequence[T]) -> list[bytes]:
+        """Encode a batch; raises :class:`SerializationError` naming the format and the index."""
+        encode = self.encode
+        try:
+            return [encode(r) for r in records]
+        except Exception:
+            pass
+        out: list[bytes] = []
+        for index, record in enumerate(records):
+            try:
+                out.append(encode(record))
+            except Exception as exc:
+                raise SerializationError(
+                    f"{self.name}: cannot serialize the record at index {index} of the batch: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return out
+
+
+class Deserializer(Generic[T]):
+    """A :class:`Format` bound to a reader's metric group: bad payloads count in ``numRecordsInErrors``.
+
+    Built by :meth:`Format.deserializer`; one per reader (the format itself is shared by every
+    subtask, so it holds no metric).
+    """
+
+    __slots__ = ("_errors", "format")
+
+    def __init__(self, format: Format[T], metric_group: MetricGroup) -> None:
+        self.format = format
+        self._errors = metric_group.counter("numRecordsInErrors")
+
+    def deserialize_batch(
+        self, payloads: Sequence[bytes], *, positions: Sequence[Any] | None = None
+    ) -> list[T]:
+        """Decode a batch (see :meth:`Format.deserialize_batch`), counting bad payloads."""
+        return self.format.deserialize_batch(payloads, positions=positions, errors=self._errors)
+
+
+class RawFormat(Format[bytes]):
+    """Payloads are the records (bytes in, bytes out)."""
+
+    name = "raw"
+
+    def decode(self, payload: bytes) -> bytes:
+        """Return the payload as ``bytes``."""
+        return bytes(payload)
+
+    def encode(self, record: bytes) -> bytes:
+        """Return the record as ``bytes``."""
+        return bytes(record)
+
+    def deserialize_batch(
+        self,
+        payloads: Sequence[bytes],
+        *,
+        positions: Sequence[Any] | None = None,
+        errors: Counter | None = None,
+    ) -> list[bytes]:
+        """Return the payloads (raw payloads cannot be bad)."""
+        return [bytes(p) for p in payloads]
+
+
+class TextFormat(Format[str]):
+    """Text records, UTF-8 (or ``encoding``) encoded; invalid bytes are errors."""
+
+    name = "text"
+
+    def __init__(self, *, encoding: str = "utf-8", on_error: ErrorPolicy | None = None) -> None:
+        super().__init__(on_error=on_error)
+        self.encoding = encoding
+
+    def decode(self, payload: bytes) -> str:
+        """Decode strictly."""
+        return bytes(payload).decode(self.encoding)
+
+    def encode(self, record: str) -> bytes:
+        """Encode strictly."""
+        return record.encode(self.encoding)
+
+
+class JsonFormat(Format[Any]):
+    """JSON documents (orjson): one document per payload."""
+
+    name = "json"
+
+    def decode(self, payload: bytes) -> Any:
+        """Parse one document."""
+        return orjson.loads(payload)
+
+    def encode(self, record: Any) -> bytes:
+        """Dump one document (compact, UTF-8)."""
+        return orjson.dumps(record)
+
+
+class CsvFormat(Format[Any]):
+    """One CSV row per payload (stdlib :mod:`csv`).
+
+    Args:
+        fieldnames: when given, rows are dicts with these keys (a row with another number of
+            fields is an error); otherwise rows are lists of strings.
+        delimiter: the field separator.
+    """
+
+    name = "csv"
+
+    def __init__(
+        self,
+        *,
+        fieldnames: Sequence[str] | None = None,
+        delimiter: str = ",",
+        on_error: ErrorPolicy | None = None,
+    ) -> None:
+        super().__init__(on_error=on_error)
+        if len(delimiter) != 1:
+            raise ConfigurationError(f"CsvFormat: delimiter must be one character, got {delimiter!r}")
+        self.fieldnames = tuple(fieldnames) if fieldnames is not None else None
+        self.delimiter = delimiter
+
+    def decode(self, payload: bytes) -> Any:
+        """Parse one row."""
+        rows = list(csv.reader([bytes(payload).decode("utf-8")], delimiter=self.delimiter, strict=True))
+        if len(rows) != 1:
+            raise ValueError(f"expected one row, got {len(rows)}")
+        row = rows[0]
+        if self.fieldnames is None:
+            return row
+        if len(row) != len(self.fieldnames):
+            raise ValueError(f"expected {len(self.fieldnames)} fields, got {len(row)}")
+        return dict(zip(self.fieldnames, row, strict=True))
+
+    def encode(self, record: Any) -> bytes:
+        """Write one row (a dict when ``fieldnames`` is set, else a sequence)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=self.delimiter, lineterminator="")
+        if self.fieldnames is not None:
+            writer.writerow([record[name] for name in self.fieldnames])
+        else:
+            writer.writerow(record)
+        return buffer.getvalue().encode("utf-8")
+
+
+class AvroFormat(Format[Any]):
+    """Schemaless Avro (fastavro): every payload is one datum of the given schema, no header.
+
+    Needs the ``avro`` extra: ``pip install headwater-connector-base[avro]``.
+
+    Args:
+        schema: the Avro schema (a dict as parsed from JSON).
+    """
+
+    name = "avro"
+
+    def __init__(self, *, schema: dict[str, Any], on_error: ErrorPolicy | None = None) -> None:
+        super().__init__(on_error=on_error)
+        try:
+            import fastavro
+        except ImportError as exc:
+            raise ConfigurationError(
+                "AvroFormat needs fastavro: pip install 'headwater-connector-base[avro]'"
+            ) from exc
+        try:
+            self._schema = fastavro.parse_schema(schema)
+        except Exception as exc:
+            raise ConfigurationError(f"AvroFormat: invalid schema: {exc}") from exc
+        self._reader = fastavro.schemaless_reader
+        self._writer = fastavro.schemaless_writer
+
+    def decode(self, payload: bytes) -> Any:
+        """Read one datum; trailing bytes are an error."""
+        stream = io.BytesIO(payload)
+        record = self._reader(stream, self._schema, None)
+        if stream.tell() != len(payload):
+            raise ValueError(f"{len(payload) - stream.tell()} trailing byte(s) after the datum")
+        return record
+
+    def encode(self, record: Any) -> bytes:
+        """Write one datum."""
+        stream = io.BytesIO()
+        self._writer(stream, self._schema, record)
+        return stream.getvalue()

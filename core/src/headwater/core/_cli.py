@@ -1,0 +1,162 @@
+"""The ``headwater`` command line: run jobs, inspect checkpoints, list installed connectors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import import_module, metadata
+from pathlib import Path
+from typing import Any
+
+from headwater.core._connectors import installed_connectors
+from headwater.core._errors import HeadwaterError
+from headwater.core._runtime._storage import list_checkpoints, read_metadata
+
+__all__ = ["main"]
+
+PROGRESS_ENV = "HEADWATER_PROGRESS"
+"""Set by ``headwater run``: environments built in the job show progress unless told otherwise."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    os.environ.setdefault(PROGRESS_ENV, "0" if args.quiet else "1")
+    target: str = args.target
+    sys.argv = [target, *args.args]
+    if ":" in target and not target.endswith(".py"):
+        module_name, _, function_name = target.partition(":")
+        sys.path.insert(0, os.getcwd())
+        function: Callable[[], Any] = getattr(import_module(module_name), function_name)
+        function()
+    else:
+        path = Path(target)
+        if not path.is_file():
+            raise SystemExit(f"headwater run: no such file: {target}")
+        sys.path.insert(0, str(path.parent.resolve()))
+        runpy.run_path(str(path), run_name="__main__")
+    return 0
+
+
+def _describe_checkpoint(path: Path) -> dict[str, Any]:
+    meta = read_metadata(path)
+    operators = {
+        uid: {
+            "name": entry["name"],
+            "parallelism": entry["parallelism"],
+            "state_entries": sum(
+                len(v) if isinstance(v, list | dict) else 1
+                for sub in entry["subtasks"].values()
+                for v in sub.values()
+            ),
+        }
+        for uid, entry in meta["operators"].items()
+    }
+    return {
+        "path": str(path),
+        "checkpoint_id": meta["checkpoint_id"],
+        "kind": meta["kind"],
+        "job_name": meta["job_name"],
+        "taken_at": datetime.fromtimestamp(meta["timestamp_ms"] / 1000, tz=UTC).isoformat(),
+        "operators": operators,
+        "sources": sorted(meta["enumerators"]),
+    }
+
+
+def _checkpoints(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if args.action == "list":
+        rows = list_checkpoints(path)
+        if args.json:
+            print(json.dumps([_describe_checkpoint(p) for _, p in rows], indent=2))
+            return 0
+        if not rows:
+            print(f"no completed checkpoints in {path}")
+            return 0
+        for checkpoint_id, p in rows:
+            d = _describe_checkpoint(p)
+            print(f"{checkpoint_id:>8}  {d['kind']:<10} {d['taken_at']}  {d['job_name']}  {p}")
+        return 0
+    d = _describe_checkpoint(path)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(
+        f"checkpoint {d['checkpoint_id']} ({d['kind']}) of job '{d['job_name']}' at {d['taken_at']}"
+    )
+    print(f"sources with enumerator state: {', '.join(d['sources']) or '-'}")
+    for uid, op in d["operators"].items():
+        print(
+            f"  {uid:<24} {op['name']:<40} parallelism {op['parallelism']}, "
+            f"{op['state_entries']} state entries"
+        )
+    return 0
+
+
+def _connectors(args: argparse.Namespace) -> int:
+    core = metadata.version("headwater-core")
+    rows = installed_connectors()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "identifier": c.identifier,
+                        "distribution": c.distribution,
+                        "version": c.version,
+                        "requires_core": c.requirement,
+                        "compatible": c.compatible,
+                        "error": c.error,
+                    }
+                    for c in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print(f"headwater-core {core}")
+    for c in rows:
+        fit = "ok" if c.compatible else f"INCOMPATIBLE (needs headwater-core {c.requirement})"
+        if c.error:
+            fit = f"BROKEN ({c.error})"
+        summary = c.spec.summary if c.spec is not None else ""
+        print(f"  {c.identifier:<12} {c.distribution:<32} {c.version:<12} {fit}  {summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``headwater`` command."""
+    parser = argparse.ArgumentParser(prog="headwater", description="headwater stream processing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a job: a Python file or module:function")
+    run.add_argument("target")
+    run.add_argument("--quiet", action="store_true", help="do not show progress")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the job")
+    run.set_defaults(handler=_run)
+    ckpt = sub.add_parser("checkpoints", help="inspect checkpoints and savepoints")
+    ckpt.add_argument("action", choices=["list", "show"])
+    ckpt.add_argument("path", help="checkpoint storage directory (list) or a checkpoint (show)")
+    ckpt.add_argument("--json", action="store_true")
+    ckpt.set_defaults(handler=_checkpoints)
+    conn = sub.add_parser("connectors", help="installed connectors and whether they fit this core")
+    conn.add_argument("--json", action="store_true")
+    conn.set_defaults(handler=_connectors)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``headwater`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except HeadwaterError as exc:
+        print(f"headwater: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

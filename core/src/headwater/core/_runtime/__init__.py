@@ -1,0 +1,1 @@
+"""The local executor: tasks, channels, checkpoint coordination and recovery (internal)."""

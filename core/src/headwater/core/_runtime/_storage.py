@@ -1,0 +1,110 @@
+"""Checkpoint storage: one directory per checkpoint, metadata written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from headwater.core._errors import CheckpointError
+
+__all__ = ["METADATA_FILE", "CheckpointStorage", "list_checkpoints", "read_metadata"]
+
+METADATA_FILE = "_metadata"
+FORMAT_VERSION = 1
+_CHECKPOINT_DIR = re.compile(r"^chk-(\d+)$")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees either nothing or all of it (even after a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The metadata of the checkpoint or savepoint directory ``path``."""
+    file = path / METADATA_FILE if path.is_dir() else path
+    try:
+        metadata: dict[str, Any] = json.loads(file.read_bytes())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"no checkpoint metadata at {file}") from exc
+    except ValueError as exc:
+        raise CheckpointError(f"corrupt checkpoint metadata at {file}: {exc}") from exc
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {file} has format version {version}; this release reads {FORMAT_VERSION}"
+        )
+    return metadata
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """Completed checkpoints (those with metadata) in ``directory``, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for child in directory.iterdir():
+        match = _CHECKPOINT_DIR.match(child.name)
+        if match and (child / METADATA_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+class CheckpointStorage:
+    """Checkpoints in ``directory/chk-<id>/_metadata``; savepoints wherever they are asked for."""
+
+    def __init__(self, directory: Path | None, retained: int) -> None:
+        self.directory = directory
+        self.retained = retained
+
+    def highest_id(self) -> int:
+        """The highest checkpoint id used in the directory, complete or not (0 if none)."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        ids = [
+            int(m.group(1))
+            for child in self.directory.iterdir()
+            if (m := _CHECKPOINT_DIR.match(child.name))
+        ]
+        return max(ids, default=0)
+
+    def latest(self) -> Path | None:
+        """The newest completed checkpoint, if any."""
+        if self.directory is None:
+            return None
+        found = list_checkpoints(self.directory)
+        return found[-1][1] if found else None
+
+    def write(self, checkpoint_id: int, data: bytes, savepoint: Path | None = None) -> Path | None:
+        """Write a completed checkpoint's metadata (blocking; run it on the thread pool).
+
+        Returns the checkpoint's directory (``None`` without storage).
+        """
+        if savepoint is not None:
+            _write_atomically(savepoint / METADATA_FILE, data)
+            return savepoint
+        if self.directory is None:
+            return None
+        target = self.directory / f"chk-{checkpoint_id}"
+        _write_atomically(target / METADATA_FILE, data)
+        self._prune()
+        return target
+
+    def _prune(self) -> None:
+        assert self.directory is not None
+        completed = list_checkpoints(self.directory)
+        for _, path in completed[: -self.retained]:
+            shutil.rmtree(path, ignore_errors=True)

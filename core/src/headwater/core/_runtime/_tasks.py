@@ -1,0 +1,477 @@
+"""Tasks: one per parallel subtask of a job vertex; a source task or an operator task."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from headwater.core._errors import TaskFailedError
+from headwater.core._graph import JobVertex
+from headwater.core._runtime._channels import (
+    Barrier,
+    EndOfInput,
+    InputGate,
+    ProcessingTimeTick,
+    RecordBatch,
+    Watermark,
+    WatermarkStatus,
+)
+from headwater.core._runtime._operators import Operator, Output, encode_blob
+from headwater.core._runtime._output import TaskOutput
+from headwater.core._runtime._source_output import SourceOutput
+from headwater.core._source import InputStatus, SourceReader, SplitEnumerator
+from headwater.core._watermarks import MIN_WATERMARK, WatermarkStrategy
+
+if TYPE_CHECKING:
+    from headwater.core._metrics import MetricGroup
+    from headwater.core._runtime._context import OperatorContext
+    from headwater.core._runtime._coordinator import CheckpointCoordinator
+    from headwater.core._serialization import VersionedSerializer
+
+__all__ = ["OperatorTask", "SourceTask", "Task"]
+
+MAX_WATERMARK = 2**63 - 1
+
+
+class Task:
+    """A chain of operators run by one subtask."""
+
+    def __init__(
+        self, vertex: JobVertex, subtask_index: int, operators: list[Operator], output: TaskOutput
+    ) -> None:
+        self.vertex = vertex
+        self.subtask_index = subtask_index
+        self.operators = operators
+        self.output = output
+        self.name = f"{vertex.name} ({subtask_index + 1}/{vertex.parallelism})"
+        self.finished = False
+        self.coordinator: CheckpointCoordinator
+        for op, nxt in zip(operators, [*operators[1:], output], strict=False):
+            op.output = nxt
+        self.head: Output = operators[0] if operators else output
+
+    async def snapshot(self, checkpoint_id: int) -> dict[str, dict[str, Any]]:
+        """The state of every operator of the chain, by operator uid."""
+        return {op.uid: await op.snapshot(checkpoint_id) for op in self.operators}
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell every operator that ``checkpoint_id`` is complete."""
+        for op in self.operators:
+            await op.notify_checkpoint_complete(checkpoint_id)
+
+    async def close(self) -> None:
+        """Close every operator (the first error is raised after all were tried)."""
+        errors: list[BaseException] = []
+        for op in self.operators:
+            try:
+                await op.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def _end_input(self) -> None:
+        for op in self.operators:
+            await op.end_input()
+        self.output.send_event(EndOfInput)
+        self.finished = True
+        self.coordinator.task_finished(self)
+
+    async def _checkpoint(self, checkpoint_id: int) -> None:
+        states = await self.snapshot(checkpoint_id)
+        self.output.send_event(Barrier(checkpoint_id))
+        self.coordinator.acknowledge(checkpoint_id, self, states)
+
+    def idle_seconds(self) -> float:
+        """Time this task spent waiting for input."""
+        return 0.0
+
+    def register_metrics(self, group: MetricGroup) -> None:
+        """Busy, idle and backpressured time of this task (Flink's accumulated time metrics)."""
+        started = time.perf_counter()
+        channels = [c for edge in self.output.edges for c in edge.channels]
+
+        def backpressured() -> float:
+            return sum(c.waited_s for c in channels) * 1000
+
+        group.gauge("accumulatedIdleTimeMs", lambda: self.idle_seconds() * 1000)
+        group.gauge("accumulatedBackPressuredTimeMs", backpressured)
+        group.gauge(
+            "accumulatedBusyTimeMs",
+            lambda: max(
+                0.0,
+                (time.perf_counter() - started) * 1000
+                - self.idle_seconds() * 1000
+                - backpressured(),
+            ),
+        )
+
+    def fail(self, exc: BaseException) -> TaskFailedError:
+        """Wrap an unexpected error with the task's name."""
+        if isinstance(exc, TaskFailedError):
+            return exc
+        return TaskFailedError(
+            f"task '{self.name}' failed: {type(exc).__name__}: {exc}", task=self.name
+        )
+
+
+class OperatorTask(Task):
+    """A task fed by an input gate; aligns checkpoint barriers across its input channels."""
+
+    def __init__(
+        self,
+        vertex: JobVertex,
+        subtask_index: int,
+        operators: list[Operator],
+        output: TaskOutput,
+        gate: InputGate,
+    ) -> None:
+        super().__init__(vertex, subtask_index, operators, output)
+        self.gate = gate
+        for op in operators:
+            op.context.post_control = gate.post_control
+        self._aligning: int | None = None
+        self._aligned = 0
+        self._watermarks = [MIN_WATERMARK] * len(gate.channels)
+        self._watermark = MIN_WATERMARK
+        self._idle = [False] * len(gate.channels)
+        self._idle_channels = 0
+        self._forwarded_idle = False
+
+    def idle_seconds(self) -> float:
+        """Time spent waiting on the input gate."""
+        return self.gate.idle_s
+
+    async def run(self) -> None:
+        """Process input until every channel has ended."""
+        gate = self.gate
+        head = self.head
+        get = gate.get
+        inputs = gate.channel_inputs
+        two_inputs = any(inputs)
+        while True:
+            index, item = await get()
+            if type(item) is RecordBatch:
+                if self._idle_channels and self._idle[index]:
+                    await self._on_status(index, False)
+                if two_inputs:
+                    await self.operators[0].process_input(inputs[index], item)
+                else:
+                    await head.process(item)
+            elif type(item) is Barrier:
+                await self._on_barrier(index, item.checkpoint_id)
+            elif type(item) is Watermark:
+                await self._on_watermark(index, item.timestamp)
+            elif type(item) is WatermarkStatus:
+                await self._on_status(index, item.idle)
+            elif index < 0:
+                await self._on_control(item)
+            elif item is EndOfInput:
+                gate.ended[index] = True
+                self._watermarks[index] = MAX_WATERMARK
+                if self._aligning is not None and self._aligned >= gate.active_channels():
+                    await self._complete_alignment()
+                if gate.active_channels() == 0:
+                    await self._end_input()
+                    return
+
+    async def _on_control(self, item: Any) -> None:
+        if type(item) is ProcessingTimeTick:
+            now_ms = int(time.time() * 1000)
+            for op in self.operators:
+                await op.on_processing_time(now_ms)
+        else:
+            await self.operators[0].on_control(item)
+
+    async def _on_barrier(self, index: int, checkpoint_id: int) -> None:
+        if self._aligning is None:
+            self._aligning = checkpoint_id
+            self._aligned = 0
+        elif checkpoint_id != self._aligning:
+            # A barrier of a newer checkpoint overtakes an abandoned one: restart alignment.
+            self.gate.unblock_all()
+            self._aligning = checkpoint_id
+            self._aligned = 0
+        self.gate.blocked[index] = True
+        self._aligned += 1
+        if self._aligned >= self.gate.active_channels():
+            await self._complete_alignment()
+
+    async def _complete_alignment(self) -> None:
+        checkpoint_id = self._aligning
+        assert checkpoint_id is not None
+        self._aligning = None
+        self._aligned = 0
+        await self._checkpoint(checkpoint_id)
+        self.gate.unblock_all()
+
+    async def _on_watermark(self, index: int, timestamp: int) -> None:
+        if self._idle[index]:
+            await self._on_status(index, False)
+        if timestamp <= self._watermarks[index]:
+            return
+        self._watermarks[index] = timestamp
+        await self._advance_watermark()
+
+    async def _advance_watermark(self) -> None:
+        active = [w for w, idle in zip(self._watermarks, self._idle, strict=True) if not idle]
+        if not active:
+            return
+        combined = min(active)
+        if combined > self._watermark:
+            self._watermark = combined
+            await self.head.process_watermark(combined)
+
+    async def _on_status(self, index: int, idle: bool) -> None:
+        """An idle channel stops holding back the watermark; all idle makes this task idle."""
+        if self._idle[index] == idle or self.gate.ended[index]:
+            return
+        self._idle[index] = idle
+        self._idle_channels += 1 if idle else -1
+        all_idle = self._idle_channels == self.gate.active_channels()
+        if all_idle != self._forwarded_idle:
+            self._forwarded_idle = all_idle
+            self.output.send_event(WatermarkStatus(idle=all_idle))
+        if idle:
+            await self._advance_watermark()
+
+
+class SourceTask(Task):
+    """A task whose head is a source reader; checkpoints are triggered through its mailbox."""
+
+    def __init__(
+        self,
+        vertex: JobVertex,
+        subtask_index: int,
+        operators: list[Operator],
+        output: TaskOutput,
+        reader: SourceReader[Any, Any],
+        split_serializer: VersionedSerializer[Any],
+        watermarks: WatermarkStrategy[Any],
+        batch_size: int,
+        batch_linger: float,
+    ) -> None:
+        super().__init__(vertex, subtask_index, operators, output)
+        self.reader = reader
+        self.source_uid = vertex.head.operator_uid
+        self.split_serializer = split_serializer
+        self.mailbox: deque[tuple[str, Any]] = deque()
+        self._mail_waiter: asyncio.Future[None] | None = None
+        self._out = SourceOutput(watermarks, time.monotonic())
+        self._batch_size = batch_size
+        self._linger = batch_linger
+        self._timed = (
+            watermarks.generator_factory is not None or watermarks.idle_timeout is not None
+        )
+        self._emit_interval = watermarks.emit_interval.total_seconds()
+        self._last_watermark = MIN_WATERMARK
+        self._last_watermark_emit = 0.0
+        self._idle = False
+        self.alignment = watermarks.alignment
+        self._max_allowed: int | None = None
+        self._paused: set[str] = set()
+        self.records_out = 0
+        self.reader_context: OperatorContext
+        self._idle_s = 0.0
+        self.last_emitted_timestamp: int | None = None
+
+    def idle_seconds(self) -> float:
+        """Time spent waiting for the reader to have data."""
+        return self._idle_s
+
+    def register_metrics(self, group: MetricGroup) -> None:
+        """Task times plus the FLIP-33 source lags."""
+        super().register_metrics(group)
+        group.gauge("numRecordsOut", lambda: self.records_out)
+        group.gauge(
+            "currentEmitEventTimeLag",
+            lambda: (
+                None
+                if self.last_emitted_timestamp is None
+                else int(time.time() * 1000) - self.last_emitted_timestamp
+            ),
+        )
+        group.gauge(
+            "watermarkLag",
+            lambda: (
+                None
+                if self._last_watermark <= MIN_WATERMARK or self._last_watermark >= MAX_WATERMARK
+                else int(time.time() * 1000) - self._last_watermark
+            ),
+        )
+
+    async def _wait_for_mail(self) -> None:
+        if self.mailbox:
+            return
+        self._mail_waiter = asyncio.get_running_loop().create_future()
+        waited = time.perf_counter()
+        await self._mail_waiter
+        self._idle_s += time.perf_counter() - waited
+        self._mail_waiter = None
+
+    def connect(self, enumerator: SplitEnumerator[Any, Any]) -> None:
+        """Route the reader's split requests and events to its enumerator."""
+        index = self.subtask_index
+        self.reader_context.split_requests = lambda: enumerator.handle_split_request(index)
+        self.reader_context.source_events = lambda e: enumerator.handle_source_event(index, e)
+
+    def post(self, kind: str, payload: Any = None) -> None:
+        """Queue an action for the task (split assignment, checkpoint trigger, event)."""
+        self.mailbox.append((kind, payload))
+        waiter = self._mail_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self) -> None:
+        """Poll the reader until it reaches the end of its input."""
+        reader = self.reader
+        out = self._out
+        batch_size = self._batch_size
+        await reader.start()
+        first_buffered = 0.0
+        while True:
+            if self.mailbox:
+                await self._process_mail()
+            if self._held():
+                await self._wait_for_mail()
+                continue
+            status = reader.poll_next(out)
+            buffered = len(out.values)
+            if buffered:
+                now = time.monotonic()
+                if first_buffered == 0.0:
+                    first_buffered = now
+                if (
+                    buffered >= batch_size
+                    or status is not InputStatus.MORE_AVAILABLE
+                    or now - first_buffered >= self._linger
+                ):
+                    await self._flush()
+                    first_buffered = 0.0
+                    await asyncio.sleep(0)
+            if status is InputStatus.MORE_AVAILABLE:
+                continue
+            if status is InputStatus.END_OF_INPUT:
+                break
+            await self._maybe_emit_watermark()
+            available = reader.is_available()
+            if not available.done() and not self.mailbox:
+                self._mail_waiter = asyncio.get_running_loop().create_future()
+                timeout = self._emit_interval if self._timed else None
+                waited = time.perf_counter()
+                await asyncio.wait(
+                    [available, self._mail_waiter],
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                self._idle_s += time.perf_counter() - waited
+                self._mail_waiter = None
+        await self._process_mail()
+        # The end of a bounded input is the end of event time: every event-time window fires.
+        await self.head.process_watermark(MAX_WATERMARK)
+        await self._end_input()
+
+    async def _flush(self) -> None:
+        batch = self._out.take()
+        self.records_out += len(batch.values)
+        if batch.timestamps:
+            present = [t for t in batch.timestamps if t is not None]
+            if present:
+                self.last_emitted_timestamp = max(present)
+        if self._idle:
+            self._idle = False
+            self.output.send_event(WatermarkStatus(idle=False))
+        await self.head.process(batch)
+        await self._maybe_emit_watermark()
+
+    async def _maybe_emit_watermark(self) -> None:
+        now = time.monotonic()
+        if (
+            now - self._last_watermark_emit < self._emit_interval
+            and not self._out.explicit_advanced
+        ):
+            return
+        self._out.explicit_advanced = False
+        self._last_watermark_emit = now
+        candidate, all_idle = self._out.watermark(now)
+        if all_idle and not self._idle:
+            self._idle = True
+            self.output.send_event(WatermarkStatus(idle=True))
+        if candidate is not None and candidate > self._last_watermark:
+            self._last_watermark = candidate
+            await self.head.process_watermark(candidate)
+        if self._max_allowed is not None:
+            self._align()
+
+    @property
+    def current_watermark(self) -> int:
+        """The reader's watermark now (fresher than the last one emitted), for alignment."""
+        fresh, _ = self._out.watermark(time.monotonic())
+        return self._last_watermark if fresh is None else max(fresh, self._last_watermark)
+
+    @property
+    def is_idle(self) -> bool:
+        """Whether every output of the reader is idle."""
+        return self._idle
+
+    def _align(self) -> None:
+        """Pause splits ahead of the group's allowance (or hold the whole reader)."""
+        allowed = self._max_allowed
+        assert allowed is not None
+        marks = self._out.split_watermarks()
+        if not marks:
+            return
+        ahead = {split for split, mark in marks.items() if mark is not None and mark > allowed}
+        to_pause = sorted(ahead - self._paused)
+        to_resume = sorted(self._paused - ahead)
+        if to_pause or to_resume:
+            self.reader.pause_or_resume_splits(to_pause, to_resume)
+            self._paused = ahead
+
+    def _held(self) -> bool:
+        """Without per-split outputs, a reader ahead of its alignment group is not polled."""
+        return (
+            self._max_allowed is not None
+            and not self._out.splits
+            and self._last_watermark > self._max_allowed
+        )
+
+    async def _process_mail(self) -> None:
+        while self.mailbox:
+            kind, payload = self.mailbox.popleft()
+            if kind == "splits":
+                self.reader.add_splits(payload)
+            elif kind == "no_more_splits":
+                self.reader.notify_no_more_splits()
+            elif kind == "event":
+                self.reader.handle_source_event(payload)
+            elif kind == "align":
+                self._max_allowed = payload
+                self._align()
+            elif kind == "trigger":
+                if self._out.values:
+                    await self._flush()
+                await self._checkpoint(payload)
+
+    async def snapshot(self, checkpoint_id: int) -> dict[str, dict[str, Any]]:
+        """The reader's splits (by the source's uid) and the chained operators' state."""
+        splits = self.reader.snapshot_state(checkpoint_id)
+        states = {
+            self.source_uid: {"splits": [encode_blob(self.split_serializer, s) for s in splits]}
+        }
+        states.update(await super().snapshot(checkpoint_id))
+        return states
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell the reader and the chained operators."""
+        await self.reader.notify_checkpoint_complete(checkpoint_id)
+        await super().notify_checkpoint_complete(checkpoint_id)
+
+    async def close(self) -> None:
+        """Close the reader, then the chained operators."""
+        try:
+            await self.reader.close()
+        finally:
+            await super().close()

@@ -1,0 +1,352 @@
+"""Test doubles that ship with core: file sinks whose output can be compared record by record.
+
+:class:`FileTwoPhaseSink` is exactly-once: each checkpoint's records go to a hidden in-progress
+file, and the committer renames it into place (idempotently). :class:`FileAppendSink` is
+at-least-once: it appends and fsyncs at every checkpoint. :func:`read_records` reads what either
+made visible. Records are written as JSON lines, so they must be JSON-compatible.
+
+:func:`kill_repeatedly` runs a job's process, SIGKILLs it at random moments and lets a last run
+finish: the harness of every test that proves a guarantee by killing the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from headwater.core._builtins import CollectionSource, RangeSplit
+from headwater.core._metrics import MetricRegistry
+from headwater.core._runtime._context import BlockingPool, OperatorContext
+from headwater.core._serialization import JsonSerializer, VersionedSerializer
+from headwater.core._sink import (
+    CommitRequest,
+    Committer,
+    CommittingSinkWriter,
+    DeliveryGuarantee,
+    Sink,
+    SinkWriter,
+    TwoPhaseCommittingSink,
+    WriterInitContext,
+)
+from headwater.core._source import InputStatus, ReaderOutput, SourceReader, SourceReaderContext
+from typing_extensions import override
+
+__all__ = [
+    "EmitWatermark",
+    "FileAppendSink",
+    "FileTwoPhaseSink",
+    "KillReport",
+    "ScriptedSource",
+    "Timestamped",
+    "kill_repeatedly",
+    "operator_context",
+    "read_records",
+]
+
+_IN_PROGRESS = ".in-progress"
+
+
+@dataclass(frozen=True, slots=True)
+class KillReport:
+    """What :func:`kill_repeatedly` did: the kills that landed, and how the last run ended."""
+
+    kills: int
+    returncode: int
+    stderr: str
+
+    def check(self, kills: int) -> None:
+        """Raise ``AssertionError`` unless all ``kills`` landed and the last run exited 0."""
+        if self.kills != kills:
+            raise AssertionError(
+                f"the job finished after {self.kills} of {kills} kills: slow it down, or the "
+                f"test proves less than it says"
+            )
+        if self.returncode != 0:
+            raise AssertionError(f"the last run exited {self.returncode}: {self.stderr[-3000:]}")
+
+
+def kill_repeatedly(
+    command: Sequence[str],
+    *,
+    kills: int,
+    uptime: tuple[float, float] = (0.5, 1.5),
+    restart_command: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300.0,
+    seed: int | None = None,
+) -> KillReport:
+    """Run ``command``, SIGKILL it ``kills`` times at random moments, then let a last run finish.
+
+    Each killed run lives a random time in ``uptime`` (seconds, from the start of its process).
+    Runs after a kill use ``restart_command`` (default: ``command``), e.g. to restore with another
+    parallelism. A run that ends on its own before its kill ends the loop early: the report's
+    ``kills`` then says how many landed (a test asserts it, so a job too fast for its kills fails
+    loudly instead of proving nothing). The last run gets ``timeout`` seconds and is killed after.
+    """
+    rng = random.Random(seed)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    first = list(command)
+    restarted = list(restart_command or command)
+    killed = 0
+    while True:
+        argv = restarted if killed else first
+        process = subprocess.Popen(
+            argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        if killed < kills:
+            try:
+                process.wait(rng.uniform(*uptime))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                if process.stderr is not None:
+                    process.stderr.close()
+                killed += 1
+                continue
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        return KillReport(killed, process.returncode, stderr.decode(errors="replace"))
+
+
+def read_records(directory: str | Path) -> list[Any]:
+    """Every record in the visible files of ``directory`` (committed parts and appended files)."""
+    records: list[Any] = []
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            records.extend(json.loads(line) for line in f if line.strip())
+    return records
+
+
+def _append(path: Path, lines: str, sync: bool) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(lines)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _encode(records: Sequence[Any]) -> str:
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+
+
+class _TwoPhaseWriter(CommittingSinkWriter[Any, dict[str, str]]):
+    def __init__(self, directory: Path, context: WriterInitContext) -> None:
+        self._directory = directory
+        self._context = context
+        self._run = f"{context.subtask_index}-{uuid.uuid4().hex[:12]}"
+        self._sequence = 0
+        self._pending: list[str] = []
+        self._current: Path | None = None
+
+    async def write_batch(self, records: Sequence[Any]) -> None:
+        self._pending.append(_encode(records))
+
+    async def flush(self, end_of_input: bool) -> None:
+        if not self._pending:
+            return
+        if self._current is None:
+            self._sequence += 1
+            self._current = self._directory / _IN_PROGRESS / f"{self._run}-{self._sequence}.tmp"
+        lines, self._pending = "".join(self._pending), []
+        await self._context.run_blocking(_append, self._current, lines, True)
+
+    async def prepare_commit(self) -> list[dict[str, str]]:
+        await self.flush(False)
+        if self._current is None:
+            return []
+        staged, self._current = self._current, None
+        final = self._directory / f"part-{self._run}-{self._sequence}.jsonl"
+        return [{"staged": str(staged), "final": str(final)}]
+
+
+class _RenameCommitter(Committer[dict[str, str]]):
+    def __init__(self, context: WriterInitContext) -> None:
+        self._context = context
+
+    async def commit(self, requests: Sequence[CommitRequest[dict[str, str]]]) -> None:
+        for request in requests:
+            staged = Path(request.committable["staged"])
+            final = Path(request.committable["final"])
+            if staged.exists():
+                await self._context.run_blocking(os.replace, staged, final)
+            elif final.exists():
+                request.signal_already_committed()
+            else:
+                request.signal_failed_with_known_reason(
+                    FileNotFoundError(f"neither {staged} nor {final} exists")
+                )
+
+
+class FileTwoPhaseSink(TwoPhaseCommittingSink[Any, dict[str, str]]):
+    """Exactly-once JSON-lines files in ``directory``: a part file per subtask and checkpoint."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self._directory = Path(directory)
+
+    @override
+    def create_writer(
+        self, context: WriterInitContext
+    ) -> CommittingSinkWriter[Any, dict[str, str]]:
+        (self._directory / _IN_PROGRESS).mkdir(parents=True, exist_ok=True)
+        return _TwoPhaseWriter(self._directory, context)
+
+    @override
+    def create_committer(self, context: WriterInitContext) -> Committer[dict[str, str]]:
+        return _RenameCommitter(context)
+
+    @override
+    def committable_serializer(self) -> VersionedSerializer[dict[str, str]]:
+        return JsonSerializer(version=1, to_json=dict, from_json=lambda _v, d: dict(d))
+
+
+class _AppendWriter(SinkWriter[Any]):
+    def __init__(self, path: Path, context: WriterInitContext) -> None:
+        self._path = path
+        self._context = context
+        self._pending: list[str] = []
+
+    async def write_batch(self, records: Sequence[Any]) -> None:
+        self._pending.append(_encode(records))
+
+    async def flush(self, end_of_input: bool) -> None:
+        lines, self._pending = "".join(self._pending), []
+        if lines:
+            await self._context.run_blocking(_append, self._path, lines, True)
+
+
+class FileAppendSink(Sink[Any]):
+    """At-least-once JSON lines appended to ``directory/part-<subtask>.jsonl``, synced per checkpoint."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self._directory = Path(directory)
+
+    @override
+    @property
+    def delivery_guarantee(self) -> DeliveryGuarantee:
+        return DeliveryGuarantee.AT_LEAST_ONCE
+
+    @override
+    def create_writer(self, context: WriterInitContext) -> SinkWriter[Any]:
+        self._directory.mkdir(parents=True, exist_ok=True)
+        return _AppendWriter(self._directory / f"part-{context.subtask_index}.jsonl", context)
+
+
+@dataclass(frozen=True)
+class EmitWatermark:
+    """A step of a :class:`ScriptedSource`: emit the watermark ``timestamp``."""
+
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Timestamped:
+    """A step of a :class:`ScriptedSource`: emit ``value`` with the event time ``timestamp``."""
+
+    value: Any
+    timestamp: int
+
+
+class _ScriptedReader(SourceReader[Any, RangeSplit]):
+    def __init__(self, steps: Sequence[Any], context: SourceReaderContext) -> None:
+        self._steps = steps
+        self._context = context
+        self._split: RangeSplit | None = None
+        self._done = False
+        self._available: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._available.set_result(None)
+
+    async def start(self) -> None:
+        self._context.send_split_request()
+
+    def add_splits(self, splits: Sequence[RangeSplit]) -> None:
+        self._split = splits[0]
+
+    def notify_no_more_splits(self) -> None:
+        self._done = True
+
+    def is_available(self) -> asyncio.Future[None]:
+        return self._available
+
+    def poll_next(self, output: ReaderOutput[Any]) -> InputStatus:
+        split = self._split
+        if split is None:
+            return InputStatus.END_OF_INPUT if self._done else InputStatus.NOTHING_AVAILABLE
+        position = split.position
+        while position < split.end:
+            step = self._steps[position]
+            position += 1
+            if isinstance(step, EmitWatermark):
+                output.emit_watermark(step.timestamp)
+                self._split = replace(split, position=position)
+                return InputStatus.NOTHING_AVAILABLE  # flushes the records before the watermark
+            if isinstance(step, Timestamped):
+                output.collect(step.value, step.timestamp)
+            else:
+                output.collect(step)
+        self._split = None
+        self._context.send_split_request()
+        return InputStatus.NOTHING_AVAILABLE
+
+    def snapshot_state(self, checkpoint_id: int) -> list[RangeSplit]:
+        return [self._split] if self._split is not None else []
+
+
+class ScriptedSource(CollectionSource[Any]):
+    """A bounded, single-split source that plays ``steps`` in order, for exact event-time tests.
+
+    Steps are plain values, :class:`Timestamped` values and :class:`EmitWatermark` markers.
+    """
+
+    def __init__(self, steps: Sequence[Any]) -> None:
+        super().__init__(list(steps))
+        self._steps = list(steps)
+
+    @override
+    def create_reader(self, context: SourceReaderContext) -> SourceReader[Any, RangeSplit]:
+        return _ScriptedReader(self._steps, context)
+
+
+def operator_context(
+    *,
+    subtask_index: int = 0,
+    parallelism: int = 1,
+    max_parallelism: int = 128,
+    attempt: int = 0,
+    restored_checkpoint_id: int | None = None,
+    operator_name: str = "test",
+    operator_uid: str = "test",
+    job_name: str = "test",
+    blocking_pool_size: int = 4,
+) -> OperatorContext:
+    """A runtime context for unit tests of readers, writers and functions outside a job.
+
+    It is a SourceReaderContext, a WriterInitContext and a RuntimeContext at once; its metrics live
+    in a fresh registry (``context.metric_group``); ``run_blocking`` uses a small thread pool.
+    """
+    return OperatorContext(
+        operator_name=operator_name,
+        operator_uid=operator_uid,
+        job_name=job_name,
+        subtask_index=subtask_index,
+        parallelism=parallelism,
+        max_parallelism=max_parallelism,
+        metric_group=MetricRegistry().group(
+            {"job": job_name, "operator": operator_name, "subtask": str(subtask_index)}
+        ),
+        pool=BlockingPool(blocking_pool_size),
+        attempt=attempt,
+        restored_checkpoint_id=restored_checkpoint_id,
+        restored=None,
+    )

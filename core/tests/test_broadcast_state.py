@@ -1,0 +1,82 @@
+"""Broadcast state: every subtask sees every broadcast record; the state survives a rescale."""
+
+import asyncio
+import random
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from headwater.core import (
+    BroadcastContext,
+    BroadcastProcessFunction,
+    CheckpointConfig,
+    CollectSink,
+    DataGenSource,
+    ReadOnlyBroadcastContext,
+    RuntimeContext,
+    StreamEnvironment,
+)
+
+
+class Thresholds(BroadcastProcessFunction[int, tuple[str, int], tuple[Any, ...]]):
+    """Rules ``(name, limit)`` are broadcast; main records report which rules they exceed."""
+
+    def open(self, context: RuntimeContext) -> None:
+        self.subtask = context.subtask_index
+
+    def process_element(
+        self, value: int, ctx: ReadOnlyBroadcastContext
+    ) -> Iterable[tuple[Any, ...]]:
+        rules = ctx.broadcast_state("rules")
+        yield ("event", value, sorted(name for name, limit in rules.items() if value > limit))
+
+    def process_broadcast_element(
+        self, value: tuple[str, int], ctx: BroadcastContext
+    ) -> Iterable[tuple[Any, ...]]:
+        ctx.broadcast_state("rules")[value[0]] = value[1]
+        yield ("rule", self.subtask, value[0])
+
+
+def test_every_subtask_gets_every_broadcast_record() -> None:
+    env = StreamEnvironment(parallelism=3)
+    rules = env.from_collection([("low", 10), ("mid", 50), ("high", 90)])
+    events = env.from_collection([5, 60, 95])
+    out = events.rebalance().connect(rules).process(Thresholds()).execute_and_collect()
+    acks = {(subtask, name) for kind, subtask, name in out if kind == "rule"}
+    assert acks == {(s, n) for s in range(3) for n in ("low", "mid", "high")}
+    assert sorted(v for kind, v, _ in out if kind == "event") == [5, 60, 95]
+
+
+def number(index: int, rng: random.Random) -> int:
+    return index % 100
+
+
+def test_broadcast_state_survives_a_savepoint_and_a_rescale(tmp_path: Path) -> None:
+    def job(parallelism: int, restore: str | None, sink: CollectSink[Any]) -> StreamEnvironment:
+        env = StreamEnvironment(
+            parallelism=parallelism,
+            checkpointing=CheckpointConfig(
+                interval=timedelta(milliseconds=50), storage=tmp_path / "c", restore_from=restore
+            ),
+        )
+        rules = env.from_collection([("low", 10), ("high", 90)]).uid("rules")
+        events = env.from_source(
+            DataGenSource(number, count=3000, rows_per_second=3000), name="events"
+        ).uid("events")
+        events.connect(rules).process(Thresholds()).uid("thresholds").sink_to(sink).uid("sink")
+        return env
+
+    async def first() -> Path:
+        client = await job(2, None, CollectSink()).execute_async("first")
+        await asyncio.sleep(0.4)
+        return await client.stop_with_savepoint(tmp_path / "sp")
+
+    savepoint = asyncio.run(first())
+    sink: CollectSink[Any] = CollectSink()
+    job(3, str(savepoint), sink).execute("second")
+    events = [(v, exceeded) for kind, v, exceeded in sink.results() if kind == "event"]
+    assert events, "the restored job processed events"
+    assert not [r for r in sink.results() if r[0] == "rule"]  # the rules were not read again
+    for value, exceeded in events:  # yet every subtask of the rescaled job knows both rules
+        assert exceeded == sorted(n for n, limit in (("low", 10), ("high", 90)) if value > limit)

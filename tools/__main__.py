@@ -1,0 +1,31 @@
+"""``python -m tools``: the workspace's command line.
+
+python -m tools release ...          versions, build, check, tag (see tools/release.py)
+python -m tools new-connector NAME   scaffold connector-NAME/ from tools/templates/connector
+python -m tools compat-table         regenerate docs/compatibility.md from compatibility.toml
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from tools import docs_gen, new_connector, release
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "release": release.main,
+    "new-connector": new_connector.main,
+    "compat-table": docs_gen.main,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch ``argv[0]`` to its command; print the usage for anything else."""
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
