@@ -23,6 +23,8 @@ from headwater.core import (
     JobFailedError,
     JobStatus,
     NoRestart,
+    Sink,
+    SinkWriter,
     StreamEnvironment,
     WriterInitContext,
 )
@@ -320,3 +322,100 @@ def test_commits_that_never_succeed_fail_the_job(
     with pytest.raises(JobFailedError, match="commits still pending"):
         env.execute("never-committed")
     assert read_records(tmp_path / "out") == []
+
+
+class _SlowCommitSink(CollectSink[Any]):
+    """A :class:`CollectSink` whose commits take a while, so checkpoints overlap a savepoint."""
+
+    def create_committer(self, context: WriterInitContext) -> Committer[str]:
+        inner = super().create_committer(context)
+
+        class Slow(Committer[str]):
+            async def commit(self, requests: Sequence[CommitRequest[str]]) -> None:
+                await asyncio.sleep(0.2)
+                await inner.commit(requests)
+
+        return Slow()
+
+
+def test_stop_with_savepoint_emits_and_commits_nothing_past_it(tmp_path: Path) -> None:
+    """After a stop with savepoint the sink holds exactly the records before the savepoint.
+
+    Commits are slow, so periodic checkpoints would be triggered while the savepoint completes;
+    records past the savepoint must neither be committed nor flushed, or the restored job
+    delivers them a second time.
+    """
+    sink = _SlowCommitSink()
+    file_out = tmp_path / "alo"
+
+    def job(env: StreamEnvironment) -> None:
+        stream = env.from_source(
+            DataGenSource(gen, rows_per_second=20_000, num_splits=1, batch_size=50)
+        ).uid("gen")
+        stream.sink_to(sink).uid("collect")
+        stream.sink_to(FileAppendSink(file_out)).uid("append")
+
+    async def run(restore_from: str | None, seconds: float, savepoint: Path) -> Path:
+        env = env_for(tmp_path, parallelism=1, restore_from=restore_from)
+        job(env)
+        client = await env.execute_async("stop")
+        await asyncio.sleep(seconds)
+        return await client.stop_with_savepoint(savepoint)
+
+    first = asyncio.run(run(None, 0.5, tmp_path / "sp1"))
+    after_first = sink.results()
+    asyncio.run(run(str(first), 0.5, tmp_path / "sp2"))
+    combined = sink.results()
+    assert len(combined) > len(after_first) > 0
+    assert combined == list(range(len(combined))), "a record committed twice or skipped"
+    appended = read_records(file_out)
+    assert sorted(appended) == list(range(len(appended))), "a record flushed twice or skipped"
+    assert len(appended) == len(combined)
+
+
+class _StallOnce(Sink[Any]):
+    """Counts records; the snapshot after ``stall`` is set hangs for a second, once."""
+
+    def __init__(self) -> None:
+        self.stall = False
+        self.records = 0
+
+    def create_writer(self, context: WriterInitContext) -> SinkWriter[Any]:
+        owner = self
+
+        class Writer(SinkWriter[Any]):
+            async def write_batch(self, records: Sequence[Any]) -> None:
+                owner.records += len(records)
+
+            async def flush(self, end_of_input: bool) -> None:
+                if owner.stall:
+                    owner.stall = False
+                    await asyncio.sleep(1.0)
+
+        return Writer()
+
+
+def test_a_failed_stop_with_savepoint_leaves_the_job_running(tmp_path: Path) -> None:
+    """A stop whose savepoint expires does not stop the job: sources resume, checkpoints go on."""
+    sink = _StallOnce()
+
+    async def run() -> None:
+        env = env_for(tmp_path, parallelism=1, timeout=timedelta(milliseconds=300))
+        env.from_source(DataGenSource(gen, rows_per_second=5_000, num_splits=1)).sink_to(sink)
+        client = await env.execute_async("failed stop")
+        await asyncio.sleep(0.2)
+        sink.stall = True
+        with pytest.raises(TimeoutError):
+            await client.stop_with_savepoint(tmp_path / "sp")
+        assert client.status is JobStatus.RUNNING
+        before = (sink.records, client._executor.completed)
+        for _ in range(100):  # the stalled snapshot ends 1 s after it began
+            await asyncio.sleep(0.05)
+            if client._executor.completed > before[1] + 1:
+                break
+        assert sink.records > before[0], "the sources did not resume"
+        assert client._executor.completed > before[1] + 1, "no checkpoint after the failed stop"
+        saved = await client.stop_with_savepoint(tmp_path / "sp")
+        assert (saved / "_metadata").is_file()
+
+    asyncio.run(run())

@@ -158,11 +158,21 @@ class CheckpointCoordinator:
         self.enumerators: dict[str, tuple[Source[Any, Any, Any], SplitEnumerator[Any, Any]]] = {}
         self.pending: dict[int, _Pending] = {}
         self.last_completed_at = 0.0
+        self.stopping = False
+        """Whether a stop with savepoint was triggered: no checkpoint may follow it."""
 
     def trigger(
-        self, kind: str = "checkpoint", savepoint: Path | None = None
+        self, kind: str = "checkpoint", savepoint: Path | None = None, *, stop: bool = False
     ) -> asyncio.Future[CompletedCheckpoint]:
-        """Start checkpoint ``kind`` (``checkpoint``, ``savepoint`` or ``final``); returns its completion."""
+        """Start checkpoint ``kind`` (``checkpoint``, ``savepoint`` or ``final``); returns its completion.
+
+        ``stop`` makes it the job's last one (a stop with savepoint): sources emit nothing after
+        its barrier and no other checkpoint is triggered, so nothing past it is flushed or
+        committed. Only the final checkpoint of a job whose input ended may still follow.
+        """
+        if self.stopping and kind != "final":
+            raise CheckpointError(f"cannot take a {kind}: the job is stopping with a savepoint")
+        self.stopping = self.stopping or stop
         checkpoint_id = self._next_id
         self._next_id += 1
         pending = _Pending(checkpoint_id, kind, savepoint, {id(t) for t in self.tasks})
@@ -175,7 +185,7 @@ class CheckpointCoordinator:
             if task.finished:
                 self._attempt.spawn(self._snapshot_finished(task, checkpoint_id), task.name)
             elif isinstance(task, SourceTask):
-                task.post("trigger", checkpoint_id)
+                task.post("trigger", (checkpoint_id, stop))
         if kind != "final":
             self._attempt.spawn(self._expire(pending), "checkpoint timeout")
         return pending.future
@@ -248,6 +258,12 @@ class CheckpointCoordinator:
         await asyncio.sleep(self._timeout)
         if self.pending.pop(pending.checkpoint_id, None) is not None:
             log.warning("checkpoint %d expired after %.1f s", pending.checkpoint_id, self._timeout)
+            if self.stopping and pending.kind == "savepoint":
+                # The stop failed: the job goes on running, as it would have without it.
+                self.stopping = False
+                for task in self.tasks:
+                    if isinstance(task, SourceTask):
+                        task.post("resume")
             if not pending.future.done():
                 pending.future.set_exception(
                     TimeoutError(f"checkpoint {pending.checkpoint_id} expired")

@@ -330,6 +330,8 @@ class Attempt:
                 await asyncio.sleep(pause)
             if all(t.finished for t in self.tasks):
                 return
+            if coordinator.stopping:
+                continue
             with contextlib.suppress(TimeoutError):
                 await coordinator.trigger()
 
@@ -588,18 +590,26 @@ class JobClient:
 
     async def trigger_savepoint(self, path: str | Path) -> Path:
         """Take a savepoint into directory ``path`` (kept until you delete it); returns ``path``."""
-        attempt = self._executor.attempt
-        if attempt is None or self.status is not JobStatus.RUNNING:
-            raise CheckpointError(f"cannot take a savepoint of a job that is {self.status.value}")
-        completed = await attempt.coordinator.trigger("savepoint", Path(path))
-        assert completed.path is not None
-        return completed.path
+        return await self._savepoint(path, stop=False)
 
     async def stop_with_savepoint(self, path: str | Path) -> Path:
-        """Take a savepoint, then stop the job; restart it later from ``path``."""
-        saved = await self.trigger_savepoint(path)
+        """Take a savepoint, then stop the job; restart it later from ``path``.
+
+        The savepoint is the job's last checkpoint: sources emit nothing after its barrier and
+        no checkpoint follows it, so sinks write and commit nothing past it and a job restored
+        from ``path`` continues exactly where this one stopped.
+        """
+        saved = await self._savepoint(path, stop=True)
         attempt = self._executor.attempt
         if attempt is not None:
             attempt.stop()
         await asyncio.shield(self._task)
         return saved
+
+    async def _savepoint(self, path: str | Path, *, stop: bool) -> Path:
+        attempt = self._executor.attempt
+        if attempt is None or self.status is not JobStatus.RUNNING:
+            raise CheckpointError(f"cannot take a savepoint of a job that is {self.status.value}")
+        completed = await attempt.coordinator.trigger("savepoint", Path(path), stop=stop)
+        assert completed.path is not None
+        return completed.path

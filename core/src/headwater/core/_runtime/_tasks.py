@@ -272,6 +272,7 @@ class SourceTask(Task):
         self.alignment = watermarks.alignment
         self._max_allowed: int | None = None
         self._paused: set[str] = set()
+        self._suspended = False
         self.records_out = 0
         self.reader_context: OperatorContext
         self._idle_s = 0.0
@@ -334,7 +335,7 @@ class SourceTask(Task):
         while True:
             if self.mailbox:
                 await self._process_mail()
-            if self._held():
+            if self._suspended or self._held():
                 await self._wait_for_mail()
                 continue
             status = reader.poll_next(out)
@@ -451,9 +452,14 @@ class SourceTask(Task):
                 self._max_allowed = payload
                 self._align()
             elif kind == "trigger":
+                checkpoint_id, stop = payload
                 if self._out.values:
                     await self._flush()
-                await self._checkpoint(payload)
+                await self._checkpoint(checkpoint_id)
+                # The job stops with this savepoint: a record emitted now would lie past it.
+                self._suspended = self._suspended or stop
+            elif kind == "resume":
+                self._suspended = False
 
     async def snapshot(self, checkpoint_id: int) -> dict[str, dict[str, Any]]:
         """The reader's splits (by the source's uid) and the chained operators' state."""
