@@ -433,7 +433,8 @@ class DiscardingSink(Sink[Any]):
 class _CollectWriter(CommittingSinkWriter[T, str]):
     def __init__(self, sink: CollectSink[T], context: WriterInitContext) -> None:
         self._sink = sink
-        self._prefix = f"{context.attempt}-{context.subtask_index}"
+        # Unique per writer: a job restored into the same sink object starts at attempt 0 again.
+        self._prefix = f"{next(sink._writers)}-{context.subtask_index}"
         self._buffer: list[T] = []
         self._sequence = 0
 
@@ -472,6 +473,7 @@ class CollectSink(TwoPhaseCommittingSink[T, str]):
     def __init__(self) -> None:
         self._staged: dict[str, list[T]] = {}
         self._results: list[T] = []
+        self._writers = itertools.count()
 
     def results(self) -> list[T]:
         """The committed records, in commit order."""
