@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from headwater.core import (
+    AsyncDataStream,
     CheckpointConfig,
     CheckpointError,
     CollectSink,
@@ -401,7 +402,8 @@ def test_a_failed_stop_with_savepoint_leaves_the_job_running(tmp_path: Path) -> 
 
     async def run() -> None:
         env = env_for(tmp_path, parallelism=1, timeout=timedelta(milliseconds=300))
-        env.from_source(DataGenSource(gen, rows_per_second=5_000, num_splits=1)).sink_to(sink)
+        source = env.from_source(DataGenSource(gen, rows_per_second=5_000, num_splits=1))
+        source.rebalance().sink_to(sink)  # a source task and an operator task to resume
         client = await env.execute_async("failed stop")
         await asyncio.sleep(0.2)
         sink.stall = True
@@ -419,3 +421,50 @@ def test_a_failed_stop_with_savepoint_leaves_the_job_running(tmp_path: Path) -> 
         assert (saved / "_metadata").is_file()
 
     asyncio.run(run())
+
+
+def test_stop_with_savepoint_holds_back_async_results_past_it(tmp_path: Path) -> None:
+    """Async I/O results that complete after the stop's barrier are not emitted.
+
+    The calls in flight are in the savepoint and issued again by the restored job: emitting their
+    results as well would deliver them twice to an at-least-once sink.
+    """
+    written: list[int] = []
+
+    class EagerSink(Sink[int]):
+        """Writes on arrival (as Kafka's at-least-once sink sends), so nothing waits for a flush."""
+
+        def create_writer(self, context: WriterInitContext) -> SinkWriter[int]:
+            class Writer(SinkWriter[int]):
+                async def write_batch(self, records: Sequence[int]) -> None:
+                    written.extend(records)
+
+                async def flush(self, end_of_input: bool) -> None:
+                    pass
+
+            return Writer()
+
+    async def lookup(value: int) -> int:
+        await asyncio.sleep(0.05)
+        return value
+
+    async def run(restore_from: str | None, savepoint: Path) -> Path:
+        env = env_for(tmp_path, parallelism=1, restore_from=restore_from)
+        stream = env.from_source(
+            DataGenSource(gen, rows_per_second=2_000, num_splits=1, batch_size=20)
+        ).uid("gen")
+        results = AsyncDataStream.unordered_wait(
+            stream.rebalance(), lookup, timedelta(seconds=5), capacity=50
+        ).uid("lookup")
+        results.sink_to(EagerSink()).uid("eager")
+        # Slow commits keep the job alive a while after the barrier, while calls complete.
+        stream.sink_to(_SlowCommitSink()).uid("slow commits")
+        client = await env.execute_async("async stop")
+        await asyncio.sleep(0.4)
+        return await client.stop_with_savepoint(savepoint)
+
+    first = asyncio.run(run(None, tmp_path / "sp1"))
+    asyncio.run(run(str(first), tmp_path / "sp2"))
+    assert len(written) > 100
+    duplicates = [v for v, n in Counter(written).items() if n > 1]
+    assert not duplicates, f"written twice: {sorted(duplicates)[:20]}"

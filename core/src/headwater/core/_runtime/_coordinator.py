@@ -158,8 +158,13 @@ class CheckpointCoordinator:
         self.enumerators: dict[str, tuple[Source[Any, Any, Any], SplitEnumerator[Any, Any]]] = {}
         self.pending: dict[int, _Pending] = {}
         self.last_completed_at = 0.0
-        self.stopping = False
-        """Whether a stop with savepoint was triggered: no checkpoint may follow it."""
+        self.stop_checkpoint_id: int | None = None
+        """The savepoint of a stop in progress: tasks suspend after its barrier."""
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop with savepoint is in progress: no other checkpoint may follow it."""
+        return self.stop_checkpoint_id is not None
 
     def trigger(
         self, kind: str = "checkpoint", savepoint: Path | None = None, *, stop: bool = False
@@ -172,9 +177,10 @@ class CheckpointCoordinator:
         """
         if self.stopping and kind != "final":
             raise CheckpointError(f"cannot take a {kind}: the job is stopping with a savepoint")
-        self.stopping = self.stopping or stop
         checkpoint_id = self._next_id
         self._next_id += 1
+        if stop:
+            self.stop_checkpoint_id = checkpoint_id
         pending = _Pending(checkpoint_id, kind, savepoint, {id(t) for t in self.tasks})
         for uid, (source, enumerator) in self.enumerators.items():
             pending.enumerators[uid] = encode_blob(
@@ -185,7 +191,7 @@ class CheckpointCoordinator:
             if task.finished:
                 self._attempt.spawn(self._snapshot_finished(task, checkpoint_id), task.name)
             elif isinstance(task, SourceTask):
-                task.post("trigger", (checkpoint_id, stop))
+                task.post("trigger", checkpoint_id)
         if kind != "final":
             self._attempt.spawn(self._expire(pending), "checkpoint timeout")
         return pending.future
@@ -258,12 +264,11 @@ class CheckpointCoordinator:
         await asyncio.sleep(self._timeout)
         if self.pending.pop(pending.checkpoint_id, None) is not None:
             log.warning("checkpoint %d expired after %.1f s", pending.checkpoint_id, self._timeout)
-            if self.stopping and pending.kind == "savepoint":
+            if pending.checkpoint_id == self.stop_checkpoint_id:
                 # The stop failed: the job goes on running, as it would have without it.
-                self.stopping = False
+                self.stop_checkpoint_id = None
                 for task in self.tasks:
-                    if isinstance(task, SourceTask):
-                        task.post("resume")
+                    task.resume()
             if not pending.future.done():
                 pending.future.set_exception(
                     TimeoutError(f"checkpoint {pending.checkpoint_id} expired")

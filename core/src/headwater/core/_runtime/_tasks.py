@@ -35,6 +35,10 @@ __all__ = ["OperatorTask", "SourceTask", "Task"]
 MAX_WATERMARK = 2**63 - 1
 
 
+_RESUME = object()
+"""Control item: a stop's savepoint failed, the task goes on."""
+
+
 class Task:
     """A chain of operators run by one subtask."""
 
@@ -60,6 +64,10 @@ class Task:
         """Tell every operator that ``checkpoint_id`` is complete."""
         for op in self.operators:
             await op.notify_checkpoint_complete(checkpoint_id)
+
+    def resume(self) -> None:
+        """Go on after a stop whose savepoint failed (the task suspended after its barrier)."""
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Close every operator (the first error is raised after all were tried)."""
@@ -139,6 +147,8 @@ class OperatorTask(Task):
         self._idle = [False] * len(gate.channels)
         self._idle_channels = 0
         self._forwarded_idle = False
+        self._suspended = False
+        self._deferred: list[Any] = []
 
     def idle_seconds(self) -> float:
         """Time spent waiting on the input gate."""
@@ -177,7 +187,22 @@ class OperatorTask(Task):
                     await self._end_input()
                     return
 
+    def resume(self) -> None:
+        """Replay the timers and async results held back since the stop's barrier."""
+        self.gate.post_control(_RESUME)
+
     async def _on_control(self, item: Any) -> None:
+        if item is _RESUME:
+            self._suspended = False
+            deferred, self._deferred = self._deferred, []
+            for held in deferred:
+                await self._on_control(held)
+            return
+        if self._suspended:
+            # Past the stop's savepoint: a timer's or async call's output would be delivered
+            # again by the restored job (its timers and calls are in the savepoint).
+            self._deferred.append(item)
+            return
         if type(item) is ProcessingTimeTick:
             now_ms = int(time.time() * 1000)
             for op in self.operators:
@@ -205,6 +230,7 @@ class OperatorTask(Task):
         self._aligning = None
         self._aligned = 0
         await self._checkpoint(checkpoint_id)
+        self._suspended = checkpoint_id == self.coordinator.stop_checkpoint_id
         self.gate.unblock_all()
 
     async def _on_watermark(self, index: int, timestamp: int) -> None:
@@ -452,14 +478,17 @@ class SourceTask(Task):
                 self._max_allowed = payload
                 self._align()
             elif kind == "trigger":
-                checkpoint_id, stop = payload
                 if self._out.values:
                     await self._flush()
-                await self._checkpoint(checkpoint_id)
+                await self._checkpoint(payload)
                 # The job stops with this savepoint: a record emitted now would lie past it.
-                self._suspended = self._suspended or stop
+                self._suspended = payload == self.coordinator.stop_checkpoint_id
             elif kind == "resume":
                 self._suspended = False
+
+    def resume(self) -> None:
+        """Poll the reader again."""
+        self.post("resume")
 
     async def snapshot(self, checkpoint_id: int) -> dict[str, dict[str, Any]]:
         """The reader's splits (by the source's uid) and the chained operators' state."""
