@@ -24,11 +24,19 @@ def test_quickstart_runs_and_resumes_after_a_kill(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.5)  # about half of the clicks, and at least one checkpoint
-    if proc.poll() is None:
+    checkpoints = tmp_path / ".headwater" / "quickstart" / "checkpoints"
+    # Kill it right after its first checkpoint (a fixed sleep was too short on a loaded machine).
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(checkpoints.glob("chk-*/_metadata")):
+            break
+        time.sleep(0.02)
+    running = proc.poll() is None
+    if running:
         os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert list((tmp_path / ".headwater" / "quickstart" / "checkpoints").glob("chk-*/_metadata"))
+    _, stderr = proc.communicate()
+    assert running, f"the quickstart ended before it was killed: {stderr[-2000:]}"
+    assert list(checkpoints.glob("chk-*/_metadata")), stderr[-2000:]
     resumed = subprocess.run(
         [sys.executable, str(QUICKSTART)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

@@ -49,7 +49,32 @@ async def topic(kafka_service: RunningService, unique_name: str) -> str:
         partitions=2,
         timestamps=[BASE_TS + i * 1000 for i in range(20)],
     )
+    await _until_visible(kafka_service.address, unique_name, {0: 10, 1: 10})
     return unique_name
+
+
+async def _until_visible(bootstrap: str, topic: str, ends: dict[int, int]) -> None:
+    """Wait until the broker's (read-committed) end offsets are ``ends``.
+
+    The tests' bounded reads resolve ``Latest`` to those offsets; in two full CI runs under load a
+    read right after the fixture's acknowledged writes came back empty, as if the broker had not
+    yet advanced its end offsets. Wait for it here, so such a run fails on a clear message.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(ends)]
+        seen: dict[TopicPartition, int] = {}
+        for _ in range(100):
+            seen = await consumer.end_offsets(tps)
+            if {tp.partition: offset for tp, offset in seen.items()} == ends:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the broker's end offsets of {topic} stayed {seen}, not {ends}")
+    finally:
+        await consumer.stop()
 
 
 async def _offsets_for(bootstrap: str, topic: str, at: AtTimestamp) -> str:
@@ -71,7 +96,11 @@ def offsets(partition_range: dict[int, range]) -> list[tuple[int, int]]:
 async def test_starting_and_stopping_offsets(kafka_service: RunningService, topic: str) -> None:
     b = kafka_service.address
     everything = offsets({0: range(10), 1: range(10)})
-    assert await read_bounded(b, topic, stopping_offsets=Latest()) == everything
+    assert await read_bounded(b, topic, stopping_offsets=Latest()) == everything, (
+        await _offsets_for(
+            b, topic, AtTimestamp(timestamp=datetime.fromtimestamp(BASE_TS / 1000, UTC))
+        )
+    )
     assert await read_bounded(b, topic, starting_offsets=Latest(), stopping_offsets=Latest()) == []
     # record 2k+p is at offset k of partition p, with timestamp BASE_TS + (2k+p) s
     at = AtTimestamp(timestamp=datetime.fromtimestamp((BASE_TS + 10_000) / 1000, UTC))

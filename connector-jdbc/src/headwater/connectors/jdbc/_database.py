@@ -47,7 +47,11 @@ __all__ = [
 
 
 # Server-side keepalives (seconds): a vanished client's session ends after about a minute.
-_PG_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+_PG_KEEPALIVES = {
+    "tcp_keepalives_idle": 30,
+    "tcp_keepalives_interval": 10,
+    "tcp_keepalives_count": 3,
+}
 
 
 def connect(

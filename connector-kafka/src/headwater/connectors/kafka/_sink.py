@@ -155,7 +155,9 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
             builder = builders.get((topic, partition))
             if builder is None:
                 builder = builders[(topic, partition)] = producer.create_batch()
-            while builder.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
+            while (
+                builder.append(key=key, value=value, timestamp=timestamp, headers=headers) is None
+            ):
                 if not builder.record_count():
                     raise self._too_big(len(value or b"") + len(key or b""))
                 await self._submit(producer, builder, topic, partition)
