@@ -31,8 +31,9 @@ from headwater.core import (
 class FakeWriter(AsyncSinkWriter[int, str]):
     """Records every request; a script decides each request's outcome."""
 
-    def __init__(self, context: Any, *, delay: float = 0.0, script: list[Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, context: Any, *, delay: float = 0.0, script: list[Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(context, element_converter=str, **kwargs)
         self.requests: list[list[str]] = []
         self.delivered: list[str] = []
@@ -79,9 +80,15 @@ def opts(**kw: Any) -> AsyncSinkOptions:
 
 
 def test_options_cross_field_rules() -> None:
-    with pytest.raises(ConfigurationError, match=r"max_buffered_requests \(10\) must be greater than max_batch_size \(10\)"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"max_buffered_requests \(10\) must be greater than max_batch_size \(10\)",
+    ):
         AsyncSinkOptions(max_batch_size=10, max_buffered_requests=10)
-    with pytest.raises(ConfigurationError, match=r"max_record_size_in_bytes \(2000\) must not exceed max_batch_size_in_bytes \(1000\)"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"max_record_size_in_bytes \(2000\) must not exceed max_batch_size_in_bytes \(1000\)",
+    ):
         AsyncSinkOptions(max_batch_size_in_bytes=1000, max_record_size_in_bytes=2000)
     with pytest.raises(ConfigurationError, match="max_in_flight_requests"):
         AsyncSinkOptions(max_in_flight_requests=0)
@@ -105,7 +112,9 @@ async def test_batch_cut_by_count(make_context: Any) -> None:
 
 
 async def test_batch_cut_by_bytes(make_context: Any) -> None:
-    writer = FakeWriter(make_context(), options=opts(max_batch_size_in_bytes=25, max_record_size_in_bytes=25))
+    writer = FakeWriter(
+        make_context(), options=opts(max_batch_size_in_bytes=25, max_record_size_in_bytes=25)
+    )
     await writer.write_batch([10**9] * 6)  # 10 bytes each
     await writer.flush(True)
     assert [len(r) for r in writer.requests] == [2, 2, 2]
@@ -178,9 +187,14 @@ async def test_retry_entries_are_resent_and_nothing_lost(make_context: Any) -> N
 
 
 async def test_retryable_error_is_retried_with_backoff(make_context: Any) -> None:
-    policy = RetryPolicy(backoff=Backoff(initial=timedelta(milliseconds=5), maximum=timedelta(milliseconds=5)))
-    writer = FakeWriter(make_context(), script=[RetryableError("throttled"), TimeoutError()],
-                        options=opts(retry_policy=policy))
+    policy = RetryPolicy(
+        backoff=Backoff(initial=timedelta(milliseconds=5), maximum=timedelta(milliseconds=5))
+    )
+    writer = FakeWriter(
+        make_context(),
+        script=[RetryableError("throttled"), TimeoutError()],
+        options=opts(retry_policy=policy),
+    )
     await writer.write_batch(range(4))
     await writer.flush(True)
     assert writer.delivered == ["0", "1", "2", "3"]
@@ -197,13 +211,18 @@ async def test_fatal_error_fails_the_writer(make_context: Any) -> None:
 
 
 async def test_fail_verb_and_exhausted_retries(make_context: Any) -> None:
-    writer = FakeWriter(make_context(), script=[SubmitResult.fail(ValueError("bad request"))], options=opts())
+    writer = FakeWriter(
+        make_context(), script=[SubmitResult.fail(ValueError("bad request"))], options=opts()
+    )
     await writer.write_batch([1])
     with pytest.raises(ValueError, match="bad request"):
         await writer.flush(True)
     policy = RetryPolicy(max_attempts=2, backoff=Backoff(initial=timedelta(milliseconds=1)))
-    writer = FakeWriter(make_context(), script=[RetryableError("a"), RetryableError("b")],
-                        options=opts(retry_policy=policy))
+    writer = FakeWriter(
+        make_context(),
+        script=[RetryableError("a"), RetryableError("b")],
+        options=opts(retry_policy=policy),
+    )
     await writer.write_batch([1])
     with pytest.raises(RetryableError, match="b") as info:
         await writer.flush(True)
@@ -211,16 +230,23 @@ async def test_fail_verb_and_exhausted_retries(make_context: Any) -> None:
 
 
 async def test_request_timeout(make_context: Any) -> None:
-    writer = FakeWriter(make_context(), delay=1.0, options=opts(
-        request_timeout=timedelta(milliseconds=20), fail_on_timeout=True))
+    writer = FakeWriter(
+        make_context(),
+        delay=1.0,
+        options=opts(request_timeout=timedelta(milliseconds=20), fail_on_timeout=True),
+    )
     await writer.write_batch([1])
     with pytest.raises(Exception, match=r"no answer within request_timeout \(0:00:00.020000\)"):
         await writer.flush(True)
 
 
 async def test_oversized_record_refused(make_context: Any) -> None:
-    writer = FakeWriter(make_context(), options=opts(max_record_size_in_bytes=5, max_batch_size_in_bytes=100))
-    with pytest.raises(RecordTooLargeError, match=r"a record of 6 bytes exceeds max_record_size_in_bytes \(5\)"):
+    writer = FakeWriter(
+        make_context(), options=opts(max_record_size_in_bytes=5, max_batch_size_in_bytes=100)
+    )
+    with pytest.raises(
+        RecordTooLargeError, match=r"a record of 6 bytes exceeds max_record_size_in_bytes \(5\)"
+    ):
         await writer.write_batch([123456])
 
 
@@ -229,7 +255,9 @@ class FakeSink(AsyncSinkBase[int, str]):
         super().__init__(element_converter=str, options=opts(**kw))
         self.writers = writers
 
-    def create_async_writer(self, context: WriterInitContext, restored: Sequence[str]) -> FakeWriter:
+    def create_async_writer(
+        self, context: WriterInitContext, restored: Sequence[str]
+    ) -> FakeWriter:
         writer = FakeWriter(context, options=self.options, restored=restored, delay=0.005)
         self.writers.append(writer)
         return writer
@@ -267,9 +295,14 @@ async def test_flush_before_checkpoint_waits_for_retries(make_context: Any) -> N
 
 async def test_client_timeout_is_classified_not_a_request_timeout(make_context: Any) -> None:
     """A TimeoutError raised by the client is retried by the policy even with fail_on_timeout."""
-    policy = RetryPolicy(backoff=Backoff(initial=timedelta(milliseconds=1), maximum=timedelta(milliseconds=1)))
-    writer = FakeWriter(make_context(), script=[TimeoutError("client read timeout")],
-                        options=opts(fail_on_timeout=True, retry_policy=policy))
+    policy = RetryPolicy(
+        backoff=Backoff(initial=timedelta(milliseconds=1), maximum=timedelta(milliseconds=1))
+    )
+    writer = FakeWriter(
+        make_context(),
+        script=[TimeoutError("client read timeout")],
+        options=opts(fail_on_timeout=True, retry_policy=policy),
+    )
     await writer.write_batch(range(3))
     await writer.flush(True)
     assert writer.delivered == ["0", "1", "2"]
@@ -277,7 +310,9 @@ async def test_client_timeout_is_classified_not_a_request_timeout(make_context: 
 
 
 async def test_retried_entries_keep_their_order_ahead_of_newer_ones(make_context: Any) -> None:
-    writer = FakeWriter(make_context(), delay=0.005, script=["retry-odd"], options=opts(max_in_flight_requests=1))
+    writer = FakeWriter(
+        make_context(), delay=0.005, script=["retry-odd"], options=opts(max_in_flight_requests=1)
+    )
     await writer.write_batch(range(10))
     await writer.write_batch(range(10, 15))
     await writer.flush(True)
@@ -293,7 +328,10 @@ def test_options_json_schema_and_connector_defaults() -> None:
 
     schema = TypeAdapter(ServiceWriterOptions).json_schema()
     assert schema["properties"]["max_batch_size"] == {
-        "default": 25, "minimum": 1, "title": "Max Batch Size", "type": "integer"
+        "default": 25,
+        "minimum": 1,
+        "title": "Max Batch Size",
+        "type": "integer",
     }
     assert "classifier" not in schema["$defs"]["RetryPolicy"]["properties"]
     assert ServiceWriterOptions.model_validate({"max_in_flight_requests": 2}).max_batch_size == 25

@@ -40,17 +40,25 @@ def test_round_trip(fmt: object, records: list[object]) -> None:
 BAD = {
     "text": (TextFormat, [b"ok", b"\xff\xfe", b"fine"], ["ok", "fine"]),
     "json": (JsonFormat, [b"1", b"{bad", b"[2]"], [1, [2]]),
-    "csv": (lambda **kw: CsvFormat(fieldnames=["a", "b"], **kw), [b"1,2", b"only-one", b"3,4"],
-            [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]),
-    "avro": (lambda **kw: AvroFormat(schema=SCHEMA, **kw), [b"\x06ann\x02", b"\x06an", b"\x00\x04"],
-             [{"user": "ann", "n": 1}, {"user": "", "n": 2}]),
+    "csv": (
+        lambda **kw: CsvFormat(fieldnames=["a", "b"], **kw),
+        [b"1,2", b"only-one", b"3,4"],
+        [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}],
+    ),
+    "avro": (
+        lambda **kw: AvroFormat(schema=SCHEMA, **kw),
+        [b"\x06ann\x02", b"\x06an", b"\x00\x04"],
+        [{"user": "ann", "n": 1}, {"user": "", "n": 2}],
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_fail_policy_names_format_and_position(name: str) -> None:
     factory, payloads, _ = BAD[name]
-    with pytest.raises(SerializationError, match=rf"^{name}: cannot deserialize the record at position 41"):
+    with pytest.raises(
+        SerializationError, match=rf"^{name}: cannot deserialize the record at position 41"
+    ):
         factory().deserialize_batch(payloads, positions=[40, 41, 42])
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,14 @@ def test_only_last_source_may_be_unbounded() -> None:
     unbounded = DataGenSource(lambda i, _r: i)
     with pytest.raises(ConfigurationError, match=r"source 0 .* is unbounded"):
         HybridSource(unbounded, CollectionSource([1]))
-    assert HybridSource(CollectionSource([1]), unbounded).boundedness is Boundedness.CONTINUOUS_UNBOUNDED
-    assert HybridSource(CollectionSource([1]), CollectionSource([2])).boundedness is Boundedness.BOUNDED
+    assert (
+        HybridSource(CollectionSource([1]), unbounded).boundedness
+        is Boundedness.CONTINUOUS_UNBOUNDED
+    )
+    assert (
+        HybridSource(CollectionSource([1]), CollectionSource([2])).boundedness
+        is Boundedness.BOUNDED
+    )
 
 
 @pytest.mark.parametrize("parallelism", [1, 3])
@@ -59,6 +66,14 @@ def test_serializers_round_trip() -> None:
     assert split.split_id == "1:0"
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (results grow as checkpoints complete)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting for results"
+        await asyncio.sleep(0.02)
+
+
 async def test_restore_in_the_second_source(tmp_path: Path) -> None:
     """A checkpoint taken while reading the second source restores into the second source."""
     history = list(range(20))
@@ -67,7 +82,9 @@ async def test_restore_in_the_second_source(tmp_path: Path) -> None:
         env = StreamEnvironment(
             parallelism=2,
             checkpointing=CheckpointConfig(
-                interval=timedelta(milliseconds=50), storage=tmp_path / "ckpt", restore_from="latest"
+                interval=timedelta(milliseconds=50),
+                storage=tmp_path / "ckpt",
+                restore_from="latest",
             ),
         )
         return env
@@ -78,7 +95,7 @@ async def test_restore_in_the_second_source(tmp_path: Path) -> None:
     sink: CollectSink[int] = CollectSink()
     env.from_source(source).sink_to(sink)
     client = await env.execute_async("hybrid")
-    await asyncio.sleep(0.8)
+    await _until(lambda: len(sink.results()) > len(history) + 20)  # into the live source
     savepoint = await client.stop_with_savepoint(tmp_path / "sp")
     first = sink.results()
     assert set(history) <= set(first)
@@ -86,12 +103,14 @@ async def test_restore_in_the_second_source(tmp_path: Path) -> None:
 
     env2 = StreamEnvironment(
         parallelism=2,
-        checkpointing=CheckpointConfig(interval=timedelta(milliseconds=50), restore_from=str(savepoint)),
+        checkpointing=CheckpointConfig(
+            interval=timedelta(milliseconds=50), restore_from=str(savepoint)
+        ),
     )
     sink2: CollectSink[int] = CollectSink()
     env2.from_source(HybridSource(CollectionSource(history), live)).sink_to(sink2)
     client2 = await env2.execute_async("hybrid-restored")
-    await asyncio.sleep(0.5)
+    await _until(lambda: len(sink2.results()) > 20)
     await client2.cancel()
     second = sink2.results()
     assert second, "the restored job read on"

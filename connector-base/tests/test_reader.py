@@ -44,8 +44,9 @@ def _fetch_from(splits: dict[str, list[int]], paused: set[str], chunk: int) -> R
         if stop >= end:
             finished.append(sid)
             del splits[sid]
-    return RecordsBySplit(records, finished, size_in_bytes=8 * sum(map(len, records.values())),
-                          max_event_time=0)
+    return RecordsBySplit(
+        records, finished, size_in_bytes=8 * sum(map(len, records.values())), max_event_time=0
+    )
 
 
 class AsyncNumbers(SplitReader[int, Split]):
@@ -133,7 +134,9 @@ async def drain(reader: Reader, output: Output, stop_after: int | None = None) -
 
 @pytest.mark.parametrize("mode", list(FetcherMode))
 @pytest.mark.parametrize("kind", [AsyncNumbers, BlockingNumbers])
-async def test_reads_every_split_to_the_end(make_context: Any, mode: FetcherMode, kind: type) -> None:
+async def test_reads_every_split_to_the_end(
+    make_context: Any, mode: FetcherMode, kind: type
+) -> None:
     context = make_context()
     reader = Reader(context, SplitFetcherManager(kind, mode=mode), Emitter())
     await reader.start()
@@ -186,7 +189,9 @@ async def test_requests_next_split_when_its_splits_finish(make_context: Any) -> 
 
 
 async def test_fetcher_error_reraised_at_next_poll(make_context: Any) -> None:
-    reader = Reader(make_context(), SplitFetcherManager(lambda: AsyncNumbers(fail_after=1)), Emitter())
+    reader = Reader(
+        make_context(), SplitFetcherManager(lambda: AsyncNumbers(fail_after=1)), Emitter()
+    )
     reader.add_splits([Split("a", 0, 1000)])
     out = Output()
     with pytest.raises(ConnectionError, match="broker gone"):
@@ -202,7 +207,9 @@ async def test_pause_and_resume_splits(make_context: Any) -> None:
         readers.append(AsyncNumbers())
         return readers[-1]
 
-    reader = Reader(make_context(), SplitFetcherManager(factory, mode=FetcherMode.PER_SPLIT), Emitter())
+    reader = Reader(
+        make_context(), SplitFetcherManager(factory, mode=FetcherMode.PER_SPLIT), Emitter()
+    )
     reader.add_splits([Split("a", 0, 10**6), Split("b", 0, 10**6)])
     reader.pause_or_resume_splits(["b"], [])
     out = Output()

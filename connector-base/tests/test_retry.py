@@ -9,7 +9,9 @@ from headwater.core import ConfigurationError, FatalError, RetryableError
 
 
 def test_backoff_full_jitter_within_exponential_ceiling() -> None:
-    backoff = Backoff(initial=timedelta(milliseconds=100), maximum=timedelta(seconds=1), multiplier=2)
+    backoff = Backoff(
+        initial=timedelta(milliseconds=100), maximum=timedelta(seconds=1), multiplier=2
+    )
     assert [backoff.ceiling(n) for n in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     rng = random.Random(7)
     delays = [backoff.delay(3, rng).total_seconds() for _ in range(200)]
@@ -18,7 +20,9 @@ def test_backoff_full_jitter_within_exponential_ceiling() -> None:
 
 
 def test_options_validated_with_option_names() -> None:
-    with pytest.raises(ConfigurationError, match=r"Backoff: maximum \(0:00:00.010000\) must be >= initial"):
+    with pytest.raises(
+        ConfigurationError, match=r"Backoff: maximum \(0:00:00.010000\) must be >= initial"
+    ):
         Backoff(initial=timedelta(seconds=1), maximum=timedelta(milliseconds=10))
     with pytest.raises(ConfigurationError, match="RetryPolicy: max_attempts"):
         RetryPolicy(max_attempts=0)
@@ -50,7 +54,9 @@ async def test_retry_until_success_sleeps_between_attempts() -> None:
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    policy = RetryPolicy(backoff=Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=4)))
+    policy = RetryPolicy(
+        backoff=Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=4))
+    )
     assert await retry(flaky, policy, sleep=sleep) == "ok"
     assert calls == 3
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 1.0 and 0 <= sleeps[1] <= 2.0

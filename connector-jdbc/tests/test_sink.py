@@ -80,12 +80,23 @@ def test_custom_statement(db) -> None:
     assert db.query(f"SELECT score FROM {table}") == [(10,)]
 
 
+async def _until_count(db, table: str, count: int, timeout: float = 10.0) -> None:
+    """Wait until ``table`` holds ``count`` rows (writes run on the thread pool)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while db.query(f"SELECT count(*) FROM {table}") != [(count,)]:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"{table} holds {db.query(f'SELECT count(*) FROM {table}')} rows, not {count}"
+        )
+        await asyncio.sleep(0.02)
+
+
 async def test_batching_by_size(db, context) -> None:
     table = make_table(db)
     writer = JdbcSink(options(db, table, batch_size=10, batch_interval=None)).create_writer(context)
     await writer.write_batch([{"id": i, "name": "x", "score": i} for i in range(25)])
-    await asyncio.sleep(0.3)  # the second batch may still be in flight when write_batch returns
-    assert db.query(f"SELECT count(*) FROM {table}") == [(20,)]  # two full batches, 5 buffered
+    # the second batch may still be in flight when write_batch returns
+    await _until_count(db, table, 20)  # two full batches, 5 buffered
+    assert db.query(f"SELECT count(*) FROM {table}") == [(20,)]
     await writer.flush(False)
     assert db.query(f"SELECT count(*) FROM {table}") == [(25,)]
     await writer.close()
@@ -97,8 +108,7 @@ async def test_batching_by_interval(db, context) -> None:
     writer = sink.create_writer(context)
     await writer.write_batch([{"id": i, "name": "x", "score": i} for i in range(3)])
     assert db.query(f"SELECT count(*) FROM {table}") == [(0,)]
-    await asyncio.sleep(0.6)
-    assert db.query(f"SELECT count(*) FROM {table}") == [(3,)]
+    await _until_count(db, table, 3)  # no flush asked for: the interval's timer wrote them
     await writer.close()
 
 
