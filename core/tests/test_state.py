@@ -131,6 +131,10 @@ def test_window_state_survives_a_savepoint_and_a_parallelism_change(tmp_path: Pa
         window_job(e, first_sink, count)
         client = await e.execute_async("windows-1")
         await asyncio.sleep(0.3)
+        for _ in range(300):  # a loaded machine may need longer for the first windows to fire
+            if first_sink.results():
+                break
+            await asyncio.sleep(0.05)
         return await client.stop_with_savepoint(tmp_path / "sp")
 
     savepoint = asyncio.run(first())
