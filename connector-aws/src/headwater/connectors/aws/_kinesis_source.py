@@ -16,6 +16,7 @@ from headwater.connectors.aws._fan_out import (
     FanOutShardSplitReader,
 )
 from headwater.connectors.aws._kinesis_api import KinesisApi
+from headwater.connectors.aws._kpl import MAGIC, deaggregate
 from headwater.connectors.aws._reader import Record, ShardRecordEmitter, ShardSplitReader
 from headwater.connectors.aws._source_base import ShardSource, ShardSourceOptions
 from headwater.connectors.aws._stream_api import StreamApi
@@ -41,6 +42,8 @@ class KinesisRecord:
             record's event timestamp in the job).
         shard_id: the shard it was read from.
         stream_arn: the stream.
+        sub_sequence_number: its index in the KPL-aggregated record it was written in (which
+            carries the sequence number), ``None`` for a record written on its own.
     """
 
     data: bytes
@@ -49,6 +52,7 @@ class KinesisRecord:
     approximate_arrival_timestamp: int | None
     shard_id: str
     stream_arn: str
+    sub_sequence_number: int | None = None
 
 
 class KinesisStreamsSourceOptions(ShardSourceOptions):
@@ -58,9 +62,12 @@ class KinesisStreamsSourceOptions(ShardSourceOptions):
         enhanced_fan_out: read with enhanced fan-out through this stream consumer instead of
             polling (``None``, the default). ``records_per_fetch`` and ``idle_poll_interval``
             apply to polling only.
+        deaggregate: split records aggregated by the Kinesis Producer Library into the user
+            records they hold (the default, as the KCL does); ``False`` emits them as written.
     """
 
     enhanced_fan_out: EnhancedFanOutOptions | None = None
+    deaggregate: bool = True
 
 
 class _KinesisEmitter(ShardRecordEmitter[T]):
@@ -70,9 +77,11 @@ class _KinesisEmitter(ShardRecordEmitter[T]):
         value_format: Format[T] | None,
         record_deserializer: Callable[[KinesisRecord], T] | None,
         errors: Counter,
+        deaggregate: bool,
     ) -> None:
         super().__init__(KinesisApi)
         self._stream_arn = stream_arn
+        self._deaggregate = deaggregate
         self._format = value_format
         self._deserializer = record_deserializer
         self._errors = errors
@@ -83,6 +92,8 @@ class _KinesisEmitter(ShardRecordEmitter[T]):
     ) -> None:
         collect = output.collect
         event_time = KinesisApi.event_time
+        if self._deaggregate and any(r["Data"].startswith(MAGIC) for r in records):
+            records = deaggregate(records, shard_id)
         if self._deserializer is not None:
             deserialize = self._deserializer
             for r in records:
@@ -93,6 +104,7 @@ class _KinesisEmitter(ShardRecordEmitter[T]):
                     event_time(r),
                     shard_id,
                     self._stream_arn,
+                    r.get("SubSequenceNumber"),
                 )
                 try:
                     value = deserialize(record)
@@ -165,6 +177,7 @@ class KinesisStreamsSource(ShardSource[T], Generic[T]):
             )
         super().__init__(options)
         self.fan_out = options.enhanced_fan_out
+        self._deaggregate = options.deaggregate
         if value_format is not None and record_deserializer is not None:
             raise ConfigurationError(
                 "kinesis source: set at most one of 'value_format' and 'record_deserializer'"
@@ -196,5 +209,9 @@ class KinesisStreamsSource(ShardSource[T], Generic[T]):
     @override
     def create_emitter(self, errors: Counter) -> ShardRecordEmitter[T]:
         return _KinesisEmitter(
-            self.options.stream_arn, self._value_format, self._record_deserializer, errors
+            self.options.stream_arn,
+            self._value_format,
+            self._record_deserializer,
+            errors,
+            self._deaggregate,
         )
