@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from headwater.connectors.jdbc import JdbcSink, JdbcSinkOptions
@@ -128,7 +128,8 @@ def summary(started: float, restored: bool) -> None:
     print(f"\nquickstart {how} in {time.monotonic() - started:.1f} s")
     print(f"user_stats in {DATABASE}: {rows:,} rows (user x 10 s window), {events:,} clicks counted")
     for user, n, last_seen in top:
-        print(f"  {user}: {n:,} clicks, last seen at {last_seen}")
+        seen = datetime.fromtimestamp(last_seen / 1000, UTC).isoformat(timespec="milliseconds")
+        print(f"  {user}: {n:,} clicks, last seen at {seen}")
     if events != CLICKS:
         sys.exit(f"expected {CLICKS:,} clicks in user_stats, found {events:,}")
 
