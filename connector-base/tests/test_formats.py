@@ -106,3 +106,22 @@ def test_deserializer_counts_bad_payloads_in_the_metric_group() -> None:
     assert group.snapshot()["numRecordsInErrors"] == 1
     assert group.counter("numRecordsInErrors") is group.counter("numRecordsInErrors")
     assert [letter.position for letter in letters] == [8]
+
+
+def test_timestamped_decoding_keeps_each_value_with_its_timestamp() -> None:
+    letters: list[DeadLetter] = []
+    errors = Counter()
+    fmt = JsonFormat(on_error=DeadLetterOnError(letters.append))
+    stamps: list[int | None] = [10, 20, None]
+    good = fmt.deserialize_timestamped(
+        [b"1", b"2", b"3"], stamps, position=lambda i: 1 / 0, errors=errors
+    )
+    assert good == ([1, 2, 3], [10, 20, None])  # all good: positions are never computed
+    values, kept = fmt.deserialize_timestamped(
+        [b"1", b"{bad", b"3", b"nope"], [10, 20, 30, 40], position=lambda i: f"at-{i}", errors=errors
+    )
+    assert (values, kept) == ([1, 3], [10, 30])  # the bad ones leave with their timestamps
+    assert [letter.position for letter in letters] == ["at-1", "at-3"]
+    assert errors.count == 2
+    with pytest.raises(SerializationError, match="at-1"):
+        JsonFormat().deserialize_timestamped([b"1", b"{bad"], [1, 2], position=lambda i: f"at-{i}")

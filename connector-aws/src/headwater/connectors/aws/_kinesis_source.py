@@ -117,16 +117,16 @@ class _KinesisEmitter(ShardRecordEmitter[T]):
                 collect(value, record.approximate_arrival_timestamp)
             return
         if self._format is None:
-            for r in records:
-                collect(cast("T", r["Data"]), event_time(r))
+            payloads = cast("list[T]", [r["Data"] for r in records])
+            output.collect_batch(payloads, [event_time(r) for r in records])
             return
-        fmt = self._format
-        for r in records:
-            decoded = fmt.deserialize_batch(
-                [r["Data"]], positions=[f"{shard_id}@{r['SequenceNumber']}"], errors=self._errors
-            )
-            if decoded:
-                collect(decoded[0], event_time(r))
+        values, timestamps = self._format.deserialize_timestamped(
+            [r["Data"] for r in records],
+            [event_time(r) for r in records],
+            position=lambda i: f"{shard_id}@{records[i]['SequenceNumber']}",
+            errors=self._errors,
+        )
+        output.collect_batch(values, timestamps)
 
 
 class KinesisStreamsSource(ShardSource[T], Generic[T]):

@@ -166,6 +166,40 @@ class Format(ABC, Generic[T]):
                 self.on_error.handle(letter, exc)
         return out
 
+    def deserialize_timestamped(
+        self,
+        payloads: Sequence[bytes],
+        timestamps: list[int | None],
+        *,
+        position: Callable[[int], Any],
+        errors: Counter | None = None,
+    ) -> tuple[list[T], list[int | None]]:
+        """Decode a batch of records with timestamps; returns the values and their timestamps.
+
+        One loop over the batch when every payload is good; otherwise payload by payload, so the
+        error policy sees each bad one once (its timestamp is dropped with it).
+
+        Args:
+            payloads: the raw records.
+            timestamps: each record's timestamp (same length; returned as is when all are good).
+            position: where the payload at an index was read, for errors and dead letters (only
+                called for bad payloads).
+            errors: incremented once per bad payload.
+        """
+        decode = self.decode
+        try:
+            return [decode(p) for p in payloads], timestamps
+        except Exception:
+            pass
+        values: list[T] = []
+        kept: list[int | None] = []
+        for index, (payload, timestamp) in enumerate(zip(payloads, timestamps, strict=True)):
+            decoded = self.deserialize_batch([payload], positions=[position(index)], errors=errors)
+            if decoded:
+                values.append(decoded[0])
+                kept.append(timestamp)
+        return values, kept
+
     def deserializer(self, metric_group: MetricGroup) -> Deserializer[T]:
         """A :class:`Deserializer` of this format bound to one reader's metrics (one per reader)."""
         return Deserializer(self, metric_group)
@@ -207,6 +241,18 @@ class Deserializer(Generic[T]):
     ) -> list[T]:
         """Decode a batch (see :meth:`Format.deserialize_batch`), counting bad payloads."""
         return self.format.deserialize_batch(payloads, positions=positions, errors=self._errors)
+
+    def deserialize_timestamped(
+        self,
+        payloads: Sequence[bytes],
+        timestamps: list[int | None],
+        *,
+        position: Callable[[int], Any],
+    ) -> tuple[list[T], list[int | None]]:
+        """Decode records with timestamps (see :meth:`Format.deserialize_timestamped`), counting bad ones."""
+        return self.format.deserialize_timestamped(
+            payloads, timestamps, position=position, errors=self._errors
+        )
 
 
 class RawFormat(Format[bytes]):

@@ -294,20 +294,11 @@ class KafkaRecordEmitter(RecordEmitter[Record, T, KafkaSplitState], Generic[T]):
         present: list[Record], deserializer: Deserializer[T], output: ReaderOutput[T]
     ) -> None:
         """Decode values (none is ``None``) in one loop; on a bad one, one by one."""
-        decode = deserializer.format.decode
-        payloads = cast("list[bytes]", [r.value for r in present])
-        try:
-            values = [decode(p) for p in payloads]
-            timestamps = [r.timestamp for r in present]
-        except Exception:  # a bad value: one by one, so the policy sees each bad one once
-            values, timestamps = [], []
-            for r, payload in zip(present, payloads, strict=True):
-                decoded = deserializer.deserialize_batch(
-                    [payload], positions=[f"{r.topic}-{r.partition}@{r.offset}"]
-                )
-                if decoded:
-                    values.append(decoded[0])
-                    timestamps.append(r.timestamp)
+        values, timestamps = deserializer.deserialize_timestamped(
+            cast("list[bytes]", [r.value for r in present]),
+            [r.timestamp for r in present],
+            position=lambda i: f"{present[i].topic}-{present[i].partition}@{present[i].offset}",
+        )
         output.collect_batch(values, timestamps)
 
 
