@@ -64,6 +64,7 @@ from headwater.core._functions import (
     TimerService,
 )
 from headwater.core._metrics import Counter, Gauge, Histogram, Meter, MetricGroup
+from headwater.core._pipeline import Pipeline, PipelineEndpoint, load_pipeline
 from headwater.core._reporters import LoggingReporter, MetricReporter, PrometheusReporter
 from headwater.core._runtime._executor import JobClient, JobResult, JobStatus
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
@@ -186,6 +187,8 @@ __all__ = [
     "NoRestart",
     "NumberSequenceSource",
     "OutputTag",
+    "Pipeline",
+    "PipelineEndpoint",
     "PrintSink",
     "ProcessFunction",
     "ProcessWindowFunction",
@@ -231,6 +234,7 @@ __all__ = [
     "WriterInitContext",
     "__version__",
     "installed_connectors",
+    "load_pipeline",
 ]
 
 for _name in __all__:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from headwater.core._connectors import ConnectorSpec
 from headwater.core._errors import ConfigurationError
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
 from headwater.core._sink import (
@@ -487,13 +486,3 @@ class CollectSink(TwoPhaseCommittingSink[T, str]):
 
     def committable_serializer(self) -> VersionedSerializer[str]:
         return JsonSerializer(version=1, to_json=lambda t: t, from_json=lambda _v, d: str(d))
-
-
-DATAGEN_CONNECTOR = ConnectorSpec(
-    identifier="datagen",
-    summary="Generated records: seeded, rate-limited, bounded or unbounded, parallel splits.",
-    source=DataGenSource,
-    sink=None,
-    distribution="headwater-core",
-)
-"""The entry point of the built-in DataGen connector (group ``headwater.connectors``)."""

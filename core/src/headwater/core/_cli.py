@@ -27,7 +27,11 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault(PROGRESS_ENV, "0" if args.quiet else "1")
     target: str = args.target
     sys.argv = [target, *args.args]
-    if ":" in target and not target.endswith(".py"):
+    if target.endswith(".toml"):
+        from headwater.core._pipeline import load_pipeline
+
+        load_pipeline(target).run()
+    elif ":" in target and not target.endswith(".py"):
         module_name, _, function_name = target.partition(":")
         sys.path.insert(0, os.getcwd())
         function: Callable[[], Any] = getattr(import_module(module_name), function_name)
@@ -131,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``headwater`` command."""
     parser = argparse.ArgumentParser(prog="headwater", description="headwater stream processing")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a job: a Python file or module:function")
+    run = sub.add_parser(
+        "run", help="run a job: a Python file, module:function or a pipeline file (.toml)"
+    )
     run.add_argument("target")
     run.add_argument("--quiet", action="store_true", help="do not show progress")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the job")

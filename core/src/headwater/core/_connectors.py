@@ -9,7 +9,7 @@ A distribution registers its connectors in the entry-point group ``headwater.con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -36,6 +36,11 @@ class ConnectorSpec:
     dataclasses, for validation and the generated docs (one options table per role)."""
     distribution: str
     """The distribution that ships the connector (for its version and core compatibility)."""
+    pipeline_source: Callable[[Any], Any] | None = None
+    """Builds the source of a pipeline file's ``[source]`` table (a
+    :class:`~headwater.core.PipelineEndpoint`); ``None`` if the connector cannot be one."""
+    pipeline_sink: Callable[[Any], Any] | None = None
+    """Builds the sink of a pipeline file's ``[sink]`` table; ``None`` if it cannot be one."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +51,7 @@ __all__ = [
     "kill_repeatedly",
     "operator_context",
     "read_records",
+    "run_cli",
 ]
 
 _IN_PROGRESS = ".in-progress"
@@ -349,4 +351,18 @@ def operator_context(
         attempt=attempt,
         restored_checkpoint_id=restored_checkpoint_id,
         restored=None,
+    )
+
+
+def run_cli(
+    *args: str, cwd: str | Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``headwater`` command (``python -m headwater.core._cli``) in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "headwater.core._cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )

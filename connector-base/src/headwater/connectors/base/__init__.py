@@ -32,6 +32,7 @@ from headwater.connectors.base._formats import (
     RawFormat,
     SkipOnError,
     TextFormat,
+    format_from_setting,
 )
 from headwater.connectors.base._hybrid import HybridSource, HybridSplit, SourceSwitch
 from headwater.connectors.base._options import OptionsModel
@@ -92,6 +93,7 @@ __all__ = [
     "TextFormat",
     "__version__",
     "classify_error",
+    "format_from_setting",
     "retry",
 ]
 

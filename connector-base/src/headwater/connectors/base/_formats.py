@@ -397,3 +397,36 @@ class AvroFormat(Format[Any]):
         stream = io.BytesIO()
         self._writer(stream, self._schema, record)
         return stream.getvalue()
+
+
+_FORMATS: dict[str, type[Format[Any]]] = {
+    f.name: f for f in (RawFormat, TextFormat, JsonFormat, CsvFormat, AvroFormat)
+}
+_POLICIES: dict[str, Callable[[], ErrorPolicy]] = {"fail": FailOnError, "skip": SkipOnError}
+
+
+def format_from_setting(value: Any, where: str) -> Format[Any]:
+    """The format a pipeline file names: ``"json"``, or a table ``{name = "csv", delimiter = ";"}``.
+
+    A table holds the format's keyword arguments and ``on_error`` (``"fail"``, the default, or
+    ``"skip"``). ``where`` names the setting in errors.
+    """
+    settings = {"name": value} if isinstance(value, str) else value
+    if not isinstance(settings, dict) or not isinstance(settings.get("name"), str):
+        raise ConfigurationError(f"{where}: expected a format name or a table with 'name'")
+    kwargs = {k: v for k, v in settings.items() if k not in ("name", "on_error")}
+    name = settings["name"]
+    factory = _FORMATS.get(name)
+    if factory is None:
+        raise ConfigurationError(
+            f"{where}: unknown format {name!r} (known: {', '.join(sorted(_FORMATS))})"
+        )
+    policy = settings.get("on_error", "fail")
+    if policy not in _POLICIES:
+        raise ConfigurationError(
+            f"{where}: on_error must be one of {', '.join(sorted(_POLICIES))}, got {policy!r}"
+        )
+    try:
+        return factory(on_error=_POLICIES[policy](), **kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"{where}: {name} format: {exc}") from exc

@@ -28,6 +28,7 @@ from headwater.connectors.jdbc._options import (
     JdbcSinkOptions,
     JdbcSourceOptions,
 )
+from headwater.connectors.jdbc._pipeline import pipeline_sink, pipeline_source
 from headwater.connectors.jdbc._records import ChangelogRow, RowKind
 from headwater.connectors.jdbc._sink import JdbcSink
 from headwater.connectors.jdbc._source import JdbcSource, JdbcSplit
@@ -62,6 +63,8 @@ CONNECTOR = ConnectorSpec(
     sink=JdbcSink,
     options={"sink": JdbcSinkOptions, "source": JdbcSourceOptions, "lookup": JdbcLookupOptions},
     distribution="headwater-connector-jdbc",
+    pipeline_source=pipeline_source,
+    pipeline_sink=pipeline_sink,
 )
 """The entry point of the JDBC connector (group ``headwater.connectors``)."""
 

@@ -40,6 +40,7 @@ from headwater.connectors.kafka._options import (
     StartingOffsets,
     StoppingOffsets,
 )
+from headwater.connectors.kafka._pipeline import pipeline_sink, pipeline_source
 from headwater.connectors.kafka._records import KafkaRecord, KafkaRecordSerializer, ValueFormat
 from headwater.connectors.kafka._sink import KafkaSink
 from headwater.connectors.kafka._source import KafkaSource
@@ -91,6 +92,8 @@ CONNECTOR = ConnectorSpec(
     sink=KafkaSink,
     options={"source": KafkaSourceOptions, "sink": KafkaSinkOptions},
     distribution="headwater-connector-kafka",
+    pipeline_source=pipeline_source,
+    pipeline_sink=pipeline_sink,
 )
 """The entry point of the ``kafka`` connector (group ``headwater.connectors``)."""
 

@@ -1,0 +1,256 @@
+"""Declarative pipelines: a TOML file names a source, steps and a sink; ``headwater run`` runs it.
+
+A pipeline file::
+
+    [job]
+    name = "big orders"        # optional
+    parallelism = 2            # optional
+
+    [checkpointing]            # optional
+    interval = "5s"            # durations: "250ms", "5s", "2m", "1h"
+    storage = "checkpoints"    # relative to the pipeline file
+    restore = "latest"         # or a checkpoint/savepoint path
+
+    [source]
+    connector = "kafka"        # an installed connector's identifier (headwater connectors)
+    format = "json"            # other keys are the connector's settings
+    [source.options]           # the connector's options model, validated by the connector
+    bootstrap_servers = "localhost:9092"
+    topics = ["orders"]
+
+    [[steps]]                  # optional, applied in order: map, filter or flat_map
+    filter = "orders:is_big"   # a function, as module:name (the file's directory is importable)
+
+    [sink]
+    connector = "jdbc"
+    [sink.options]
+    url = "sqlite:///orders.db"
+    table = "orders"
+
+Connectors take part by setting :attr:`ConnectorSpec.pipeline_source` / ``pipeline_sink``: a
+factory that builds the source or sink from a :class:`PipelineEndpoint`. Every error names the
+file and the key it is about.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from headwater.core._config import CheckpointConfig
+from headwater.core._connectors import installed_connectors
+from headwater.core._datastream import DataStream
+from headwater.core._environment import StreamEnvironment
+from headwater.core._errors import ConfigurationError
+
+__all__ = ["Pipeline", "PipelineEndpoint", "load_pipeline"]
+
+_STEPS = ("map", "filter", "flat_map")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class PipelineEndpoint:
+    """The ``[source]`` or ``[sink]`` table of a pipeline, as a connector's factory gets it.
+
+    Attributes:
+        role: ``"source"`` or ``"sink"``.
+        connector: the connector's identifier.
+        options: the ``options`` table (for the connector's options model).
+        settings: every other key of the table (``format``, a topic, function references...).
+        file: the pipeline file, for error messages.
+    """
+
+    role: str
+    connector: str
+    options: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    file: Path
+
+    def where(self, key: str | None = None) -> str:
+        """``file [role]`` or ``file [role] key``: where an error is, for messages."""
+        at = f"{self.file} [{self.role}]"
+        return at if key is None else f"{at} {key}"
+
+    def check_settings(self, allowed: set[str]) -> None:
+        """Refuse settings (keys besides ``connector`` and ``options``) not in ``allowed``."""
+        _unknown(self.settings, allowed | {"connector", "options"}, self.where())
+
+    def function(self, key: str) -> Callable[..., Any] | None:
+        """The function a ``module:name`` setting refers to, or ``None`` if the key is absent."""
+        reference = self.settings.get(key)
+        if reference is None:
+            return None
+        return resolve_function(reference, self.where(key))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A loaded pipeline: the environment with its job built, and the job's name."""
+
+    env: StreamEnvironment
+    name: str
+
+    def run(self) -> Any:
+        """Execute the job (see :meth:`StreamEnvironment.execute`)."""
+        return self.env.execute(self.name)
+
+
+def resolve_function(reference: Any, where: str) -> Callable[..., Any]:
+    """Import ``module:name`` (a dotted name after the colon reaches into the module)."""
+    if not isinstance(reference, str) or reference.count(":") != 1:
+        raise ConfigurationError(f"{where}: expected 'module:function', got {reference!r}")
+    module_name, _, attribute = reference.partition(":")
+    try:
+        target: Any = import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"{where}: cannot import {reference!r}: {exc}") from exc
+    if not callable(target):
+        raise ConfigurationError(f"{where}: {reference!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def parse_duration(value: Any, where: str) -> timedelta:
+    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"`` or a number of seconds, as a ``timedelta``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigurationError(
+            f"{where}: expected a duration such as '500ms', '5s' or '1m', got {value!r}"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _table(document: Mapping[str, Any], key: str, file: Path, *, required: bool) -> dict[str, Any]:
+    value = document.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        problem = "is missing" if value is None else "must be a table"
+        raise ConfigurationError(f"{file}: [{key}] {problem}")
+    return value
+
+
+def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _endpoint(document: Mapping[str, Any], role: str, file: Path) -> Any:
+    table = _table(document, role, file, required=True)
+    identifier = table.get("connector")
+    if not isinstance(identifier, str):
+        raise ConfigurationError(f"{file} [{role}] connector: expected a connector's identifier")
+    options = table.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigurationError(f"{file} [{role}] options: must be a table")
+    settings = {k: v for k, v in table.items() if k not in ("connector", "options")}
+    endpoint = PipelineEndpoint(role, identifier, options, settings, file)
+    installed = {c.identifier: c for c in installed_connectors()}
+    connector = installed.get(identifier)
+    if connector is None or connector.spec is None:
+        known = ", ".join(sorted(c for c, i in installed.items() if i.spec is not None))
+        why = "is not installed" if connector is None else f"failed to load: {connector.error}"
+        raise ConfigurationError(
+            f"{endpoint.where('connector')}: connector {identifier!r} {why} (installed: {known})"
+        )
+    factory = getattr(connector.spec, f"pipeline_{role}")
+    if factory is None:
+        raise ConfigurationError(
+            f"{endpoint.where('connector')}: connector {identifier!r} cannot be a pipeline {role}"
+        )
+    try:
+        return factory(endpoint)
+    except ConfigurationError as exc:
+        if str(exc).startswith(str(file)):
+            raise  # the factory named the key itself
+        raise ConfigurationError(f"{endpoint.where('options')} ({identifier}): {exc}") from exc
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigurationError(f"{endpoint.where()} ({identifier}): {_describe(exc)}") from exc
+
+
+def _describe(exc: Exception) -> str:
+    """The error without the offending values (an option may be a secret)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = [
+        f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        for e in errors(include_url=False, include_input=False)
+    ]
+    return "; ".join(lines)
+
+
+def _environment(document: Mapping[str, Any], file: Path) -> tuple[StreamEnvironment, str]:
+    job = _table(document, "job", file, required=False)
+    _unknown(job, {"name", "parallelism"}, f"{file} [job]")
+    name = job.get("name", file.stem)
+    parallelism = job.get("parallelism", 1)
+    if not isinstance(parallelism, int) or isinstance(parallelism, bool):
+        raise ConfigurationError(f"{file} [job] parallelism: expected an integer")
+    table = _table(document, "checkpointing", file, required=False)
+    _unknown(table, {"interval", "storage", "restore", "timeout"}, f"{file} [checkpointing]")
+    settings: dict[str, Any] = {}
+    for key in ("interval", "timeout"):
+        if key in table:
+            settings[key] = parse_duration(table[key], f"{file} [checkpointing] {key}")
+    if "storage" in table:
+        settings["storage"] = file.parent / str(table["storage"])
+    if "restore" in table:
+        restore = str(table["restore"])
+        settings["restore_from"] = restore if restore == "latest" else file.parent / restore
+    return StreamEnvironment(
+        parallelism=parallelism, checkpointing=CheckpointConfig(**settings)
+    ), str(name)
+
+
+def _apply_steps(stream: DataStream[Any], steps: Any, file: Path) -> DataStream[Any]:
+    if not isinstance(steps, list):
+        raise ConfigurationError(f"{file}: [[steps]] must be an array of tables")
+    for index, step in enumerate(steps):
+        where = f"{file} [[steps]] #{index + 1}"
+        kinds = [k for k in _STEPS if k in step] if isinstance(step, dict) else []
+        if not isinstance(step, dict) or len(kinds) != 1:
+            raise ConfigurationError(f"{where}: expected exactly one of {', '.join(_STEPS)}")
+        _unknown(step, {kinds[0], "name"}, where)
+        function = resolve_function(step[kinds[0]], f"{where} {kinds[0]}")
+        name = str(step.get("name", f"{kinds[0]} {step[kinds[0]]}"))
+        stream = getattr(stream, kinds[0])(function, name=name)
+    return stream
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read a pipeline file and build its job; raises :class:`ConfigurationError` naming the key."""
+    file = Path(path)
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{file}: cannot read the pipeline file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{file}: not valid TOML: {exc}") from exc
+    _unknown(document, {"job", "checkpointing", "source", "steps", "sink"}, str(file))
+    # Step and connector functions live next to the pipeline file.
+    directory = str(file.parent.resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    env, name = _environment(document, file)
+    source = _endpoint(document, "source", file)
+    sink = _endpoint(document, "sink", file)
+    source_name = f"{document['source']['connector']} source"
+    stream = _apply_steps(env.from_source(source, name=source_name), document.get("steps", []), file)
+    stream.sink_to(sink, name=f"{document['sink']['connector']} sink")
+    return Pipeline(env, name)

@@ -1,0 +1,119 @@
+"""Pipeline files: ``headwater run pipeline.toml`` with the built-in datagen and print connectors."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from headwater.core import ConfigurationError, load_pipeline
+from headwater.core.testing import run_cli
+
+FUNCTIONS = '''
+def click(i, rng):
+    return {"user": f"u{i % 3}", "n": i}
+
+def even(record):
+    return record["n"] % 2 == 0
+
+def show(record):
+    return f"{record['user']}={record['n']}"
+
+def twice(text):
+    return [text, text.upper()]
+'''
+
+PIPELINE = '''
+[job]
+name = "clicks"
+parallelism = 1
+
+[checkpointing]
+interval = "50ms"
+storage = "checkpoints"
+
+[source]
+connector = "datagen"
+generator = "pipeline_functions:click"
+[source.options]
+count = 8
+
+[[steps]]
+filter = "pipeline_functions:even"
+
+[[steps]]
+map = "pipeline_functions:show"
+
+[[steps]]
+flat_map = "pipeline_functions:twice"
+
+[sink]
+connector = "print"
+prefix = "> "
+'''
+
+
+def write(directory: Path, pipeline: str) -> Path:
+    (directory / "pipeline_functions.py").write_text(FUNCTIONS)
+    path = directory / "pipeline.toml"
+    path.write_text(textwrap.dedent(pipeline))
+    return path
+
+
+def run_pipeline(path: Path) -> subprocess.CompletedProcess[str]:
+    # from another directory: paths in the file are relative to the file, not the cwd
+    return run_cli("run", "--quiet", str(path), cwd=path.parent.parent)
+
+
+def test_headwater_run_executes_a_pipeline_file(tmp_path: Path) -> None:
+    directory = tmp_path / "job"
+    directory.mkdir()
+    done = run_pipeline(write(directory, PIPELINE))
+    assert done.returncode == 0, done.stderr
+    expected = [f"> {s}" for n in (0, 2, 4, 6) for s in (f"u{n % 3}={n}", f"U{n % 3}={n}")]
+    assert done.stdout.splitlines() == expected
+    assert list((directory / "checkpoints").glob("chk-*/_metadata")), "checkpoints under the file"
+
+
+def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
+    pipeline = load_pipeline(write(tmp_path, PIPELINE.replace("parallelism = 1", "parallelism = 3")))
+    assert pipeline.name == "clicks"
+    assert pipeline.env.parallelism == 3
+    assert pipeline.env.checkpointing.interval is not None
+    assert pipeline.env.checkpointing.interval.total_seconds() == 0.05
+    assert pipeline.env.checkpointing.storage == tmp_path / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('connector = "print"', 'connector = "nope"'), r"\[sink\] connector: connector 'nope' is not installed \(installed: .*datagen"),
+        (('interval = "50ms"', 'interval = "soon"'), r"\[checkpointing\] interval: expected a duration"),
+        (('parallelism = 1', 'parallelism = 1\nworkers = 2'), r"\[job\]: unknown key\(s\) workers"),
+        (('filter = "pipeline_functions:even"', 'filter = "pipeline_functions:odd"'), r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'"),
+        (('filter = "pipeline_functions:even"', 'reduce = "pipeline_functions:even"'), r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map"),
+        (("count = 8", "count = 8\nrate = 5"), r"\[source\] options: unknown datagen option\(s\) rate"),
+        (('prefix = "> "', 'prefix = "> "\ncolor = "red"'), r"\[sink\]: unknown key\(s\) color"),
+        (('generator = "pipeline_functions:click"', ""), r"\[source\] generator: datagen needs a generator"),
+        (("[sink]", "[sinks]"), r"unknown key\(s\) sinks"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    old, new = edit
+    assert old in PIPELINE
+    path = write(tmp_path, PIPELINE.replace(old, new, 1))
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load_pipeline(path)
+    assert str(path) in str(caught.value)
+
+
+def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> None:
+    directory = tmp_path / "job"
+    directory.mkdir()
+    done = run_pipeline(write(directory, PIPELINE.replace("[source]", "[source]\nconnector2 = 1", 1)))
+    assert done.returncode == 1
+    assert "headwater: ConfigurationError:" in done.stderr and "connector2" in done.stderr
+    assert "Traceback" not in done.stderr
