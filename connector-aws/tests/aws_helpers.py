@@ -71,3 +71,31 @@ def read_stream(kinesis: Any, arn: str) -> list[dict[str, Any]]:
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
     return records
+
+
+def create_table_with_id(dynamodb: Any, name: str, *, sort_key: bool = False) -> None:
+    """Create table ``name`` keyed by the string ``id`` (and the number ``seq`` with ``sort_key``)."""
+    keys = [{"AttributeName": "id", "KeyType": "HASH"}]
+    attributes = [{"AttributeName": "id", "AttributeType": "S"}]
+    if sort_key:
+        keys.append({"AttributeName": "seq", "KeyType": "RANGE"})
+        attributes.append({"AttributeName": "seq", "AttributeType": "N"})
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=keys,
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def scan_items(dynamodb: Any, name: str) -> list[dict[str, Any]]:
+    """Every item of table ``name``, as Python values."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    items = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=name):
+        items.extend(
+            {k: deserializer.deserialize(v) for k, v in item.items()} for item in page["Items"]
+        )
+    return items

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aws_helpers import client, client_options, read_stream
+from aws_helpers import client, client_options, create_table_with_id, read_stream, scan_items
 from headwater.connectors.aws import (
     AwsClientOptions,
     DynamoDbSink,
@@ -188,32 +188,6 @@ def test_firehose_sink_delivers_every_record_once(
 # --- DynamoDB -----------------------------------------------------------------------------
 
 
-def _create_table(dynamodb: Any, name: str, *, sort_key: bool = False) -> None:
-    keys = [{"AttributeName": "id", "KeyType": "HASH"}]
-    attributes = [{"AttributeName": "id", "AttributeType": "S"}]
-    if sort_key:
-        keys.append({"AttributeName": "seq", "KeyType": "RANGE"})
-        attributes.append({"AttributeName": "seq", "AttributeType": "N"})
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=keys,
-        AttributeDefinitions=attributes,
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-def _scan(dynamodb: Any, name: str) -> list[dict[str, Any]]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    items = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=name):
-        items.extend(
-            {k: deserializer.deserialize(v) for k, v in item.items()} for item in page["Items"]
-        )
-    return items
-
-
 @dataclass
 class Order:
     id: str
@@ -226,7 +200,7 @@ def test_dynamodb_sink_puts_deletes_and_collapses_duplicates(
     dynamodb_service: RunningService, unique_name: str
 ) -> None:
     dynamodb = client(dynamodb_service, "dynamodb")
-    _create_table(dynamodb, unique_name, sort_key=True)
+    create_table_with_id(dynamodb, unique_name, sort_key=True)
     records: list[Any] = [Order(f"o{i % 50}", i // 50, i * 1.5, ["a", "b"]) for i in range(200)]
     # Same keys again in the same batches: the last write of a key wins.
     records += [
@@ -241,7 +215,7 @@ def test_dynamodb_sink_puts_deletes_and_collapses_duplicates(
     env = StreamEnvironment(parallelism=1)
     env.from_collection(records).sink_to(DynamoDbSink(options))
     env.execute("dynamodb sink")
-    items = {(i["id"], int(i["seq"])): i for i in _scan(dynamodb, unique_name)}
+    items = {(i["id"], int(i["seq"])): i for i in scan_items(dynamodb, unique_name)}
     assert len(items) == 200 - 25
     assert items[("o7", 0)]["total"] == -1 and items[("o7", 0)]["blob"].value == b"\x00\x01"
     assert items[("o7", 1)]["total"] == Decimal("85.5") and items[("o7", 1)]["tags"] == ["a", "b"]
@@ -252,7 +226,7 @@ def test_dynamodb_sink_retries_unprocessed_items(
     dynamodb_service: RunningService, unique_name: str, fault_http_proxy_factory: Any
 ) -> None:
     dynamodb = client(dynamodb_service, "dynamodb")
-    _create_table(dynamodb, unique_name)
+    create_table_with_id(dynamodb, unique_name)
     proxy = fault_http_proxy_factory(dynamodb_service.address, failure_rate=0.3, seed=11)
     options = DynamoDbSinkOptions(
         table_name=unique_name, client=client_options(dynamodb_service, proxy.url)
@@ -262,7 +236,7 @@ def test_dynamodb_sink_retries_unprocessed_items(
         DynamoDbSink(options)
     )
     env.execute("dynamodb sink with failures")
-    items = _scan(dynamodb, unique_name)
+    items = scan_items(dynamodb, unique_name)
     assert sorted(int(i["n"]) for i in items) == list(range(600))
     assert sum(s.failed for s in proxy.stats().values()) > 50
 

@@ -53,6 +53,13 @@ from headwater.connectors.aws._kinesis_source import (
     KinesisStreamsSource,
     KinesisStreamsSourceOptions,
 )
+from headwater.connectors.aws._pipeline import (
+    dynamodb_sink,
+    dynamodb_source,
+    firehose_sink,
+    kinesis_sink,
+    kinesis_source,
+)
 from headwater.connectors.aws._shards import EnumeratorState, ShardSplit, StartingPosition
 from headwater.connectors.aws._source_base import ShardSourceOptions
 from headwater.connectors.aws.version import __version__
@@ -99,6 +106,8 @@ KINESIS_CONNECTOR = ConnectorSpec(
     sink=KinesisStreamsSink,
     options={"source": KinesisStreamsSourceOptions, "sink": KinesisStreamsSinkOptions},
     distribution=_DISTRIBUTION,
+    pipeline_source=kinesis_source,
+    pipeline_sink=kinesis_sink,
 )
 """The entry point of the ``kinesis`` connector (group ``headwater.connectors``)."""
 
@@ -109,6 +118,7 @@ FIREHOSE_CONNECTOR = ConnectorSpec(
     sink=FirehoseSink,
     options={"sink": FirehoseSinkOptions},
     distribution=_DISTRIBUTION,
+    pipeline_sink=firehose_sink,
 )
 """The entry point of the ``firehose`` connector (group ``headwater.connectors``)."""
 
@@ -119,6 +129,8 @@ DYNAMODB_CONNECTOR = ConnectorSpec(
     sink=DynamoDbSink,
     options={"source": DynamoDbStreamsSourceOptions, "sink": DynamoDbSinkOptions},
     distribution=_DISTRIBUTION,
+    pipeline_source=dynamodb_source,
+    pipeline_sink=dynamodb_sink,
 )
 """The entry point of the ``dynamodb`` connector (group ``headwater.connectors``)."""
 

@@ -33,6 +33,7 @@ from headwater.connectors.base._formats import (
     SkipOnError,
     TextFormat,
     format_from_setting,
+    pipeline_format,
 )
 from headwater.connectors.base._hybrid import HybridSource, HybridSplit, SourceSwitch
 from headwater.connectors.base._options import OptionsModel
@@ -94,6 +95,7 @@ __all__ = [
     "__version__",
     "classify_error",
     "format_from_setting",
+    "pipeline_format",
     "retry",
 ]
 

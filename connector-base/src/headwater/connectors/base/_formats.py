@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import orjson
-from headwater.core import ConfigurationError, Counter, MetricGroup, SerializationError
+from headwater.core import (
+    ConfigurationError,
+    Counter,
+    MetricGroup,
+    PipelineEndpoint,
+    SerializationError,
+)
 
 __all__ = [
     "AvroFormat",
@@ -430,3 +436,9 @@ def format_from_setting(value: Any, where: str) -> Format[Any]:
         return factory(on_error=_POLICIES[policy](), **kwargs)
     except TypeError as exc:
         raise ConfigurationError(f"{where}: {name} format: {exc}") from exc
+
+
+def pipeline_format(endpoint: PipelineEndpoint, default: str | None = None) -> Format[Any] | None:
+    """The format named by a pipeline endpoint's ``format`` setting (or ``default``), if any."""
+    setting = endpoint.settings.get("format", default)
+    return None if setting is None else format_from_setting(setting, endpoint.where("format"))

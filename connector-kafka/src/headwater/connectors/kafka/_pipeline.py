@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.connectors.base import format_from_setting
+from headwater.connectors.base import pipeline_format
 from headwater.connectors.kafka._options import KafkaSinkOptions, KafkaSourceOptions
 from headwater.connectors.kafka._records import KafkaRecordSerializer
 from headwater.connectors.kafka._sink import KafkaSink
@@ -24,11 +24,9 @@ __all__ = ["pipeline_sink", "pipeline_source"]
 def pipeline_source(endpoint: PipelineEndpoint) -> KafkaSource[Any]:
     """A :class:`KafkaSource` from a pipeline's ``[source]`` table."""
     endpoint.check_settings({"format"})
-    options = KafkaSourceOptions(**endpoint.options)
-    setting = endpoint.settings.get("format")
-    if setting is None:
-        return KafkaSource(options)
-    return KafkaSource(options, value_format=format_from_setting(setting, endpoint.where("format")))
+    return KafkaSource(
+        KafkaSourceOptions(**endpoint.options), value_format=pipeline_format(endpoint)
+    )
 
 
 def pipeline_sink(endpoint: PipelineEndpoint) -> KafkaSink[Any]:
@@ -37,11 +35,9 @@ def pipeline_sink(endpoint: PipelineEndpoint) -> KafkaSink[Any]:
     topic = endpoint.settings.get("topic")
     if not isinstance(topic, str) or not topic:
         raise ConfigurationError(f"{endpoint.where('topic')}: the kafka sink needs a topic")
-    options = KafkaSinkOptions(**endpoint.options)
-    value_format = format_from_setting(
-        endpoint.settings.get("format", "raw"), endpoint.where("format")
-    )
+    value_format = pipeline_format(endpoint, default="raw")
+    assert value_format is not None
     serializer: KafkaRecordSerializer[Any] = KafkaRecordSerializer(
         topic=topic, value=value_format.encode, key=endpoint.function("key")
     )
-    return KafkaSink(options, serializer)
+    return KafkaSink(KafkaSinkOptions(**endpoint.options), serializer)
