@@ -42,13 +42,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.core._config import CheckpointConfig
 from headwater.core._connectors import installed_connectors
 from headwater.core._datastream import DataStream
 from headwater.core._environment import StreamEnvironment
 from headwater.core._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from headwater.core._runtime._executor import JobResult
 
 __all__ = ["Pipeline", "PipelineEndpoint", "load_pipeline"]
 
@@ -99,7 +102,7 @@ class Pipeline:
     env: StreamEnvironment
     name: str
 
-    def run(self) -> Any:
+    def run(self) -> JobResult:
         """Execute the job (see :meth:`StreamEnvironment.execute`)."""
         return self.env.execute(self.name)
 
