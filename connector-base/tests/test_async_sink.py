@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +21,16 @@ from headwater.connectors.base import (
     SubmitResult,
 )
 from headwater.core import (
+    CheckpointConfig,
+    CollectSink,
+    CommitRequest,
+    Committer,
     ConfigurationError,
+    DataGenSource,
     FatalError,
     JsonSerializer,
     RetryableError,
+    StreamEnvironment,
     VersionedSerializer,
     WriterInitContext,
 )
@@ -339,3 +347,52 @@ def test_options_json_schema_and_connector_defaults() -> None:
         ServiceWriterOptions(max_batch_size=0)
     with pytest.raises(TypeError, match="no field"):
         AsyncSinkOptions.default("batch", 1)
+
+
+class _SlowCommits(CollectSink[Any]):
+    """Commits take 0.2 s: the job lives on that long after a savepoint's barrier."""
+
+    def create_committer(self, context: WriterInitContext) -> Committer[str]:
+        inner = super().create_committer(context)
+
+        class Slow(Committer[str]):
+            async def commit(self, requests: Sequence[CommitRequest[str]]) -> None:
+                await asyncio.sleep(0.2)
+                await inner.commit(requests)
+
+        return Slow()
+
+
+def test_a_stop_with_savepoint_sends_nothing_it_saved(tmp_path: Path) -> None:
+    """Entries buffered at the stop's savepoint are in its state: sending them before the job
+    stops (the buffer timer fires) would deliver them twice once the job is restored."""
+    writers: list[FakeWriter] = []
+
+    async def run(restore: str | None, savepoint: Path) -> Path:
+        env = StreamEnvironment(
+            parallelism=1,
+            checkpointing=CheckpointConfig(
+                interval=timedelta(milliseconds=100), restore_from=restore
+            ),
+        )
+        numbers = env.from_source(
+            DataGenSource(lambda i, _r: i, rows_per_second=3000, num_splits=1, batch_size=30)
+        ).uid("numbers")
+        sink = FakeSink(
+            writers,
+            max_batch_size=500,
+            max_buffered_requests=5000,
+            max_time_in_buffer=timedelta(milliseconds=20),
+        )
+        numbers.sink_to(sink).uid("async sink")
+        numbers.sink_to(_SlowCommits()).uid("slow commits")
+        job = await env.execute_async("async sink stop")
+        await asyncio.sleep(0.5)
+        return await job.stop_with_savepoint(savepoint)
+
+    first = asyncio.run(run(None, tmp_path / "sp1"))
+    asyncio.run(run(str(first), tmp_path / "sp2"))
+    delivered = [int(e) for w in writers for e in w.delivered]
+    assert len(delivered) > 500
+    duplicates = sorted(n for n, count in collections.Counter(delivered).items() if count > 1)
+    assert not duplicates, f"delivered twice: {duplicates[:20]}"

@@ -118,6 +118,17 @@ class SinkWriter(ABC, Generic[IN]):
         """Writer state to keep in the checkpoint (e.g. still-buffered entries). Default: none."""
         return []
 
+    def suspend(self) -> None:
+        """The job stops with the savepoint just snapshotted: send nothing more until closed.
+
+        What the writer still buffers is in the savepoint and is sent by the restored job;
+        sending it now (from a timer, say) would deliver it twice. Default: nothing to do, for
+        writers that only send from ``write_batch`` and ``flush``.
+        """
+
+    def resume(self) -> None:
+        """The stop failed (its savepoint expired): the job goes on; undo :meth:`suspend`."""
+
     async def close(self) -> None:
         """Release resources. May not be called if the process dies."""
 

@@ -300,6 +300,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         self._timer: asyncio.TimerHandle | None = None
         self._error: BaseException | None = None
         self._flushing = False
+        self._suspended = False
         self._failures = 0
         self._first_failure_at = 0.0
         self._records_out = 0
@@ -361,6 +362,18 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         """The buffered entries (called after :meth:`flush`, so none is in flight)."""
         return list(self._buffer.entries)
 
+    def suspend(self) -> None:
+        """Stop sending: the buffered entries are in the stop's savepoint (see ``SinkWriter``)."""
+        self._suspended = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def resume(self) -> None:
+        """The stop failed: send again, starting with what is due."""
+        self._suspended = False
+        self._maybe_send()
+
     async def close(self) -> None:
         """Cancel requests in flight and the buffer timer."""
         if self._timer is not None:
@@ -397,7 +410,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
     def _next_batch(self, now: float) -> tuple[list[E], int] | None:
         """Take the next batch if one is ready and the strategy allows it (counted in flight)."""
         buffer = self._buffer
-        if not buffer or self._error is not None or not self._batch_ready(now):
+        if not buffer or self._suspended or self._error is not None or not self._batch_ready(now):
             return None
         options = self.options
         strategy = self._strategy
@@ -421,7 +434,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         return started
 
     def _arm_timer(self, now: float) -> None:
-        if self._timer is not None or not self._buffer or self._error is not None:
+        if self._timer is not None or not self._buffer or self._error or self._suspended:
             return
         delay = self._buffer.oldest() + self._max_time - now
         if delay > 0:  # an overdue head waits for a request to complete instead
@@ -572,7 +585,9 @@ class AsyncSinkBase(Sink[IN], Generic[IN, E]):
         """A writer with an empty buffer."""
         return self.create_async_writer(context, ())
 
-    def restore_writer(self, context: WriterInitContext, states: list[Any]) -> AsyncSinkWriter[IN, E]:
+    def restore_writer(
+        self, context: WriterInitContext, states: list[Any]
+    ) -> AsyncSinkWriter[IN, E]:
         """A writer whose buffer holds the checkpointed entries."""
         return self.create_async_writer(context, states)
 

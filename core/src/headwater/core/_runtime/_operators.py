@@ -106,6 +106,12 @@ class Operator(Output):
         """Committables of completed checkpoints not committed yet (two-phase sinks)."""
         return 0
 
+    def suspend(self) -> None:
+        """The job stops with the savepoint just snapshotted: emit and send nothing more."""
+
+    def resume(self) -> None:
+        """The stop failed: go on (undo :meth:`suspend`)."""
+
     async def close(self) -> None:
         """Release resources."""
 
@@ -264,6 +270,12 @@ class _SinkOperator(Operator):
 
     def pending_commits(self) -> int:
         return len(self.pending)
+
+    def suspend(self) -> None:
+        self.writer.suspend()
+
+    def resume(self) -> None:
+        self.writer.resume()
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.committer is None:

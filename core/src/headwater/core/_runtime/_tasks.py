@@ -69,6 +69,15 @@ class Task:
         """Go on after a stop whose savepoint failed (the task suspended after its barrier)."""
         raise NotImplementedError
 
+    def _suspend_operators(self) -> None:
+        """Past the stop's barrier: operators (sink writers' timers) send nothing more."""
+        for op in self.operators:
+            op.suspend()
+
+    def _resume_operators(self) -> None:
+        for op in self.operators:
+            op.resume()
+
     async def close(self) -> None:
         """Close every operator (the first error is raised after all were tried)."""
         errors: list[BaseException] = []
@@ -194,6 +203,7 @@ class OperatorTask(Task):
     async def _on_control(self, item: Any) -> None:
         if item is _RESUME:
             self._suspended = False
+            self._resume_operators()
             deferred, self._deferred = self._deferred, []
             for held in deferred:
                 await self._on_control(held)
@@ -231,6 +241,8 @@ class OperatorTask(Task):
         self._aligned = 0
         await self._checkpoint(checkpoint_id)
         self._suspended = checkpoint_id == self.coordinator.stop_checkpoint_id
+        if self._suspended:
+            self._suspend_operators()
         self.gate.unblock_all()
 
     async def _on_watermark(self, index: int, timestamp: int) -> None:
@@ -483,8 +495,11 @@ class SourceTask(Task):
                 await self._checkpoint(payload)
                 # The job stops with this savepoint: a record emitted now would lie past it.
                 self._suspended = payload == self.coordinator.stop_checkpoint_id
+                if self._suspended:
+                    self._suspend_operators()
             elif kind == "resume":
                 self._suspended = False
+                self._resume_operators()
 
     def resume(self) -> None:
         """Poll the reader again."""
