@@ -22,6 +22,12 @@ def show(record):
 
 def twice(text):
     return [text, text.upper()]
+
+def user(record):
+    return record["user"]
+
+def add(a, b):
+    return {"user": a["user"], "n": a["n"] + b["n"]}
 '''
 
 PIPELINE = '''
@@ -92,7 +98,7 @@ def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
         (('interval = "50ms"', 'interval = "soon"'), r"\[checkpointing\] interval: expected a duration"),
         (('parallelism = 1', 'parallelism = 1\nworkers = 2'), r"\[job\]: unknown key\(s\) workers"),
         (('filter = "pipeline_functions:even"', 'filter = "pipeline_functions:odd"'), r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'"),
-        (('filter = "pipeline_functions:even"', 'reduce = "pipeline_functions:even"'), r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map"),
+        (('filter = "pipeline_functions:even"', 'window = "pipeline_functions:even"'), r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map, key_by, reduce"),
         (("count = 8", "count = 8\nrate = 5"), r"\[source\] options: unknown datagen option\(s\) rate"),
         (('prefix = "> "', 'prefix = "> "\ncolor = "red"'), r"\[sink\]: unknown key\(s\) color"),
         (('generator = "pipeline_functions:click"', ""), r"\[source\] generator: datagen needs a generator"),
@@ -117,3 +123,38 @@ def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> N
     assert done.returncode == 1
     assert "headwater: ConfigurationError:" in done.stderr and "connector2" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_key_by_and_reduce_keep_running_values_per_key(tmp_path: Path) -> None:
+    keyed = PIPELINE.replace(
+        '[[steps]]\nfilter = "pipeline_functions:even"',
+        '[[steps]]\nkey_by = "pipeline_functions:user"\n[[steps]]\nreduce = "pipeline_functions:add"',
+    ).replace('[[steps]]\nflat_map = "pipeline_functions:twice"\n', "")
+    assert "key_by" in keyed and "flat_map" not in keyed
+    done = run_pipeline(write(tmp_path, keyed))
+    assert done.returncode == 0, done.stderr
+    totals: dict[str, int] = {}
+    expected = []
+    for n in range(8):  # records n of user u(n % 3), running sums per user
+        key = f"u{n % 3}"
+        totals[key] = totals.get(key, 0) + n
+        expected.append(f"> {key}={totals[key]}")
+    assert done.stdout.splitlines() == expected
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ('[[steps]]\nreduce = "pipeline_functions:add"', r"#1: reduce must follow a key_by step"),
+        (
+            '[[steps]]\nkey_by = "pipeline_functions:user"\n[[steps]]\nmap = "pipeline_functions:show"',
+            r"#2: a key_by step is followed by reduce, not map",
+        ),
+        ('[[steps]]\nkey_by = "pipeline_functions:user"', r"the last key_by step needs a reduce"),
+    ],
+)
+def test_key_by_needs_a_reduce(tmp_path: Path, steps: str, message: str) -> None:
+    start = PIPELINE.index("[[steps]]")
+    end = PIPELINE.index("[sink]")
+    with pytest.raises(ConfigurationError, match=message):
+        load_pipeline(write(tmp_path, PIPELINE[:start] + steps + "\n\n" + PIPELINE[end:]))

@@ -18,7 +18,7 @@ A pipeline file::
     bootstrap_servers = "localhost:9092"
     topics = ["orders"]
 
-    [[steps]]                  # optional, applied in order: map, filter or flat_map
+    [[steps]]                  # optional, in order: map, filter, flat_map, or key_by + reduce
     filter = "orders:is_big"   # a function, as module:name (the file's directory is importable)
 
     [sink]
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater.core._config import CheckpointConfig
 from headwater.core._connectors import installed_connectors
-from headwater.core._datastream import DataStream
+from headwater.core._datastream import DataStream, KeyedStream
 from headwater.core._environment import StreamEnvironment
 from headwater.core._errors import ConfigurationError
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline", "PipelineEndpoint", "load_pipeline"]
 
-_STEPS = ("map", "filter", "flat_map")
+_STEPS = ("map", "filter", "flat_map", "key_by", "reduce")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -224,15 +224,28 @@ def _environment(document: Mapping[str, Any], file: Path) -> tuple[StreamEnviron
 def _apply_steps(stream: DataStream[Any], steps: Any, file: Path) -> DataStream[Any]:
     if not isinstance(steps, list):
         raise ConfigurationError(f"{file}: [[steps]] must be an array of tables")
+    keyed: KeyedStream[Any, Any] | None = None
     for index, step in enumerate(steps):
         where = f"{file} [[steps]] #{index + 1}"
         kinds = [k for k in _STEPS if k in step] if isinstance(step, dict) else []
         if not isinstance(step, dict) or len(kinds) != 1:
             raise ConfigurationError(f"{where}: expected exactly one of {', '.join(_STEPS)}")
-        _unknown(step, {kinds[0], "name"}, where)
-        function = resolve_function(step[kinds[0]], f"{where} {kinds[0]}")
-        name = str(step.get("name", f"{kinds[0]} {step[kinds[0]]}"))
-        stream = getattr(stream, kinds[0])(function, name=name)
+        kind = kinds[0]
+        _unknown(step, {kind, "name"}, where)
+        if keyed is None and kind == "reduce":
+            raise ConfigurationError(f"{where}: reduce must follow a key_by step")
+        if keyed is not None and kind != "reduce":
+            raise ConfigurationError(f"{where}: a key_by step is followed by reduce, not {kind}")
+        function = resolve_function(step[kind], f"{where} {kind}")
+        name = str(step.get("name", f"{kind} {step[kind]}"))
+        if kind == "key_by":
+            keyed = stream.key_by(function)
+        elif keyed is not None:
+            stream, keyed = keyed.reduce(function, name=name), None
+        else:
+            stream = getattr(stream, kind)(function, name=name)
+    if keyed is not None:
+        raise ConfigurationError(f"{file} [[steps]]: the last key_by step needs a reduce step")
     return stream
 
 
