@@ -51,6 +51,8 @@ class Task:
         self.output = output
         self.name = f"{vertex.name} ({subtask_index + 1}/{vertex.parallelism})"
         self.finished = False
+        self.suspended = False
+        """Past a stop's savepoint barrier: emit and send nothing (see :meth:`_checkpoint`)."""
         self.coordinator: CheckpointCoordinator
         for op, nxt in zip(operators, [*operators[1:], output], strict=False):
             op.output = nxt
@@ -69,12 +71,9 @@ class Task:
         """Go on after a stop whose savepoint failed (the task suspended after its barrier)."""
         raise NotImplementedError
 
-    def _suspend_operators(self) -> None:
-        """Past the stop's barrier: operators (sink writers' timers) send nothing more."""
-        for op in self.operators:
-            op.suspend()
-
-    def _resume_operators(self) -> None:
+    def _resume(self) -> None:
+        """Undo the suspension (run by the task itself, between its inputs)."""
+        self.suspended = False
         for op in self.operators:
             op.resume()
 
@@ -100,6 +99,13 @@ class Task:
         states = await self.snapshot(checkpoint_id)
         self.output.send_event(Barrier(checkpoint_id))
         self.coordinator.acknowledge(checkpoint_id, self, states)
+        if checkpoint_id == self.coordinator.stop_checkpoint_id:
+            # The job stops with this savepoint: anything emitted or sent from now on would lie
+            # past it (the restored job emits it again), so sources stop polling, operator tasks
+            # hold back timers and async results, and sink writers stop sending.
+            self.suspended = True
+            for op in self.operators:
+                op.suspend()
 
     def idle_seconds(self) -> float:
         """Time this task spent waiting for input."""
@@ -156,7 +162,6 @@ class OperatorTask(Task):
         self._idle = [False] * len(gate.channels)
         self._idle_channels = 0
         self._forwarded_idle = False
-        self._suspended = False
         self._deferred: list[Any] = []
 
     def idle_seconds(self) -> float:
@@ -202,13 +207,12 @@ class OperatorTask(Task):
 
     async def _on_control(self, item: Any) -> None:
         if item is _RESUME:
-            self._suspended = False
-            self._resume_operators()
+            self._resume()
             deferred, self._deferred = self._deferred, []
             for held in deferred:
                 await self._on_control(held)
             return
-        if self._suspended:
+        if self.suspended:
             # Past the stop's savepoint: a timer's or async call's output would be delivered
             # again by the restored job (its timers and calls are in the savepoint).
             self._deferred.append(item)
@@ -240,9 +244,6 @@ class OperatorTask(Task):
         self._aligning = None
         self._aligned = 0
         await self._checkpoint(checkpoint_id)
-        self._suspended = checkpoint_id == self.coordinator.stop_checkpoint_id
-        if self._suspended:
-            self._suspend_operators()
         self.gate.unblock_all()
 
     async def _on_watermark(self, index: int, timestamp: int) -> None:
@@ -310,7 +311,6 @@ class SourceTask(Task):
         self.alignment = watermarks.alignment
         self._max_allowed: int | None = None
         self._paused: set[str] = set()
-        self._suspended = False
         self.records_out = 0
         self.reader_context: OperatorContext
         self._idle_s = 0.0
@@ -373,7 +373,7 @@ class SourceTask(Task):
         while True:
             if self.mailbox:
                 await self._process_mail()
-            if self._suspended or self._held():
+            if self.suspended or self._held():
                 await self._wait_for_mail()
                 continue
             status = reader.poll_next(out)
@@ -493,13 +493,8 @@ class SourceTask(Task):
                 if self._out.values:
                     await self._flush()
                 await self._checkpoint(payload)
-                # The job stops with this savepoint: a record emitted now would lie past it.
-                self._suspended = payload == self.coordinator.stop_checkpoint_id
-                if self._suspended:
-                    self._suspend_operators()
             elif kind == "resume":
-                self._suspended = False
-                self._resume_operators()
+                self._resume()
 
     def resume(self) -> None:
         """Poll the reader again."""
