@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.core._config import CheckpointConfig
-from headwater.core._connectors import installed_connectors
+from headwater.core._connectors import InstalledConnector, installed_connectors
 from headwater.core._datastream import DataStream, KeyedStream
 from headwater.core._environment import StreamEnvironment
 from headwater.core._errors import ConfigurationError
@@ -153,7 +153,9 @@ def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
-def _endpoint(document: Mapping[str, Any], role: str, file: Path) -> Any:
+def _endpoint(
+    document: Mapping[str, Any], role: str, file: Path, installed: Mapping[str, InstalledConnector]
+) -> Any:
     table = _table(document, role, file, required=True)
     identifier = table.get("connector")
     if not isinstance(identifier, str):
@@ -163,7 +165,6 @@ def _endpoint(document: Mapping[str, Any], role: str, file: Path) -> Any:
         raise ConfigurationError(f"{file} [{role}] options: must be a table")
     settings = {k: v for k, v in table.items() if k not in ("connector", "options")}
     endpoint = PipelineEndpoint(role, identifier, options, settings, file)
-    installed = {c.identifier: c for c in installed_connectors()}
     connector = installed.get(identifier)
     if connector is None or connector.spec is None:
         known = ", ".join(sorted(c for c, i in installed.items() if i.spec is not None))
@@ -264,8 +265,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if directory not in sys.path:
         sys.path.insert(0, directory)
     env, name = _environment(document, file)
-    source = _endpoint(document, "source", file)
-    sink = _endpoint(document, "sink", file)
+    # Loads every connector's entry point: once for both ends.
+    installed = {c.identifier: c for c in installed_connectors()}
+    source = _endpoint(document, "source", file, installed)
+    sink = _endpoint(document, "sink", file, installed)
     source_name = f"{document['source']['connector']} source"
     stream = _apply_steps(env.from_source(source, name=source_name), document.get("steps", []), file)
     stream.sink_to(sink, name=f"{document['sink']['connector']} sink")
