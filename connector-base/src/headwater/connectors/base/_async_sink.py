@@ -365,9 +365,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
     def suspend(self) -> None:
         """Stop sending: the buffered entries are in the stop's savepoint (see ``SinkWriter``)."""
         self._suspended = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
 
     def resume(self) -> None:
         """The stop failed: send again, starting with what is due."""
@@ -376,9 +374,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
 
     async def close(self) -> None:
         """Cancel requests in flight and the buffer timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         for task in self._requests:
             task.cancel()
         if self._requests:
@@ -434,11 +430,21 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         return started
 
     def _arm_timer(self, now: float) -> None:
-        if self._timer is not None or not self._buffer or self._error or self._suspended:
+        if (
+            self._timer is not None
+            or not self._buffer
+            or self._error is not None
+            or self._suspended
+        ):
             return
         delay = self._buffer.oldest() + self._max_time - now
         if delay > 0:  # an overdue head waits for a request to complete instead
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _on_timer(self) -> None:
         self._timer = None
