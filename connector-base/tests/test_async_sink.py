@@ -22,9 +22,6 @@ from headwater.connectors.base import (
 )
 from headwater.core import (
     CheckpointConfig,
-    CollectSink,
-    CommitRequest,
-    Committer,
     ConfigurationError,
     DataGenSource,
     FatalError,
@@ -34,6 +31,7 @@ from headwater.core import (
     VersionedSerializer,
     WriterInitContext,
 )
+from headwater.core.testing import SlowCommitSink
 
 
 class FakeWriter(AsyncSinkWriter[int, str]):
@@ -349,20 +347,6 @@ def test_options_json_schema_and_connector_defaults() -> None:
         AsyncSinkOptions.default("batch", 1)
 
 
-class _SlowCommits(CollectSink[Any]):
-    """Commits take 0.2 s: the job lives on that long after a savepoint's barrier."""
-
-    def create_committer(self, context: WriterInitContext) -> Committer[str]:
-        inner = super().create_committer(context)
-
-        class Slow(Committer[str]):
-            async def commit(self, requests: Sequence[CommitRequest[str]]) -> None:
-                await asyncio.sleep(0.2)
-                await inner.commit(requests)
-
-        return Slow()
-
-
 def test_a_stop_with_savepoint_sends_nothing_it_saved(tmp_path: Path) -> None:
     """Entries buffered at the stop's savepoint are in its state: sending them before the job
     stops (the buffer timer fires) would deliver them twice once the job is restored."""
@@ -385,7 +369,7 @@ def test_a_stop_with_savepoint_sends_nothing_it_saved(tmp_path: Path) -> None:
             max_time_in_buffer=timedelta(milliseconds=20),
         )
         numbers.sink_to(sink).uid("async sink")
-        numbers.sink_to(_SlowCommits()).uid("slow commits")
+        numbers.sink_to(SlowCommitSink()).uid("slow commits")
         job = await env.execute_async("async sink stop")
         await asyncio.sleep(0.5)
         return await job.stop_with_savepoint(savepoint)

@@ -29,7 +29,7 @@ from headwater.core import (
     StreamEnvironment,
     WriterInitContext,
 )
-from headwater.core.testing import FileAppendSink, FileTwoPhaseSink, read_records
+from headwater.core.testing import FileAppendSink, FileTwoPhaseSink, SlowCommitSink, read_records
 
 COUNT = 6000
 
@@ -325,20 +325,6 @@ def test_commits_that_never_succeed_fail_the_job(
     assert read_records(tmp_path / "out") == []
 
 
-class _SlowCommitSink(CollectSink[Any]):
-    """A :class:`CollectSink` whose commits take a while, so checkpoints overlap a savepoint."""
-
-    def create_committer(self, context: WriterInitContext) -> Committer[str]:
-        inner = super().create_committer(context)
-
-        class Slow(Committer[str]):
-            async def commit(self, requests: Sequence[CommitRequest[str]]) -> None:
-                await asyncio.sleep(0.2)
-                await inner.commit(requests)
-
-        return Slow()
-
-
 def test_stop_with_savepoint_emits_and_commits_nothing_past_it(tmp_path: Path) -> None:
     """After a stop with savepoint the sink holds exactly the records before the savepoint.
 
@@ -346,7 +332,7 @@ def test_stop_with_savepoint_emits_and_commits_nothing_past_it(tmp_path: Path) -
     records past the savepoint must neither be committed nor flushed, or the restored job
     delivers them a second time.
     """
-    sink = _SlowCommitSink()
+    sink = SlowCommitSink()
     file_out = tmp_path / "alo"
 
     def job(env: StreamEnvironment) -> None:
@@ -458,7 +444,7 @@ def test_stop_with_savepoint_holds_back_async_results_past_it(tmp_path: Path) ->
         ).uid("lookup")
         results.sink_to(EagerSink()).uid("eager")
         # Slow commits keep the job alive a while after the barrier, while calls complete.
-        stream.sink_to(_SlowCommitSink()).uid("slow commits")
+        stream.sink_to(SlowCommitSink()).uid("slow commits")
         client = await env.execute_async("async stop")
         await asyncio.sleep(0.4)
         return await client.stop_with_savepoint(savepoint)

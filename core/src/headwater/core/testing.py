@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from headwater.core._builtins import CollectionSource, RangeSplit
+from headwater.core._builtins import CollectionSource, CollectSink, RangeSplit
 from headwater.core._metrics import MetricRegistry
 from headwater.core._runtime._context import BlockingPool, OperatorContext
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
@@ -47,6 +47,7 @@ __all__ = [
     "FileTwoPhaseSink",
     "KillReport",
     "ScriptedSource",
+    "SlowCommitSink",
     "Timestamped",
     "kill_repeatedly",
     "operator_context",
@@ -366,3 +367,27 @@ def run_cli(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+class SlowCommitSink(CollectSink[Any]):
+    """A :class:`CollectSink` whose every commit takes ``delay`` seconds.
+
+    A job keeps running that long after a checkpoint's barrier, so tests can see what a job does
+    between a (stop's) savepoint and its completion.
+    """
+
+    def __init__(self, delay: float = 0.2) -> None:
+        super().__init__()
+        self._delay = delay
+
+    @override
+    def create_committer(self, context: WriterInitContext) -> Committer[str]:
+        inner = super().create_committer(context)
+        delay = self._delay
+
+        class _Slow(Committer[str]):
+            async def commit(self, requests: Sequence[CommitRequest[str]]) -> None:
+                await asyncio.sleep(delay)
+                await inner.commit(requests)
+
+        return _Slow()
