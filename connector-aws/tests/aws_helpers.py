@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import boto3
-from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.aws import (
+    AwsClientOptions,
+    KinesisRecord,
+    KinesisStreamsSource,
+    KinesisStreamsSourceOptions,
+)
 from headwater.connectors.testing.pytest_plugin import RunningService
 
 
@@ -24,6 +30,23 @@ def client_options(service: RunningService, endpoint: str | None = None) -> AwsC
         endpoint_url=endpoint or kwargs["endpoint_url"],
         access_key_id=kwargs["aws_access_key_id"],
         secret_access_key=kwargs["aws_secret_access_key"],
+    )
+
+
+def kinesis_record_source(
+    service: RunningService, arn: str, **options: Any
+) -> KinesisStreamsSource[KinesisRecord]:
+    """A Kinesis source of whole :class:`KinesisRecord`s from TRIM_HORIZON, with quick discovery
+    and idle polls for tests; ``options`` override or add source options."""
+    settings: dict[str, Any] = {
+        "initial_position": "TRIM_HORIZON",
+        "shard_discovery_interval": timedelta(milliseconds=200),
+        "idle_poll_interval": timedelta(milliseconds=50),
+        **options,
+    }
+    return KinesisStreamsSource(
+        KinesisStreamsSourceOptions(stream_arn=arn, client=client_options(service), **settings),
+        record_deserializer=lambda r: r,
     )
 
 

@@ -16,13 +16,12 @@ from typing import Any
 
 import efo_hook
 import pytest
-from aws_helpers import client_options, put_all
+from aws_helpers import kinesis_record_source, put_all
 from botocore.exceptions import ClientError
 from headwater.connectors.aws import (
     EnhancedFanOutOptions,
     KinesisRecord,
     KinesisStreamsSource,
-    KinesisStreamsSourceOptions,
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import CheckpointConfig, CollectSink, ConfigurationError, StreamEnvironment
@@ -37,16 +36,12 @@ def _short_subscriptions(monkeypatch: pytest.MonkeyPatch) -> None:
 def _source(
     service: RunningService, arn: str, fan_out: EnhancedFanOutOptions, **options: Any
 ) -> KinesisStreamsSource[KinesisRecord]:
-    return KinesisStreamsSource(
-        KinesisStreamsSourceOptions(
-            stream_arn=arn,
-            client=client_options(service),
-            initial_position="TRIM_HORIZON",
-            shard_discovery_interval=timedelta(milliseconds=300),
-            enhanced_fan_out=fan_out,
-            **options,
-        ),
-        record_deserializer=lambda r: r,
+    return kinesis_record_source(
+        service,
+        arn,
+        shard_discovery_interval=timedelta(milliseconds=300),
+        enhanced_fan_out=fan_out,
+        **options,
     )
 
 

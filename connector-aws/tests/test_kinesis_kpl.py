@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aws_helpers import client_options
+from aws_helpers import client_options, kinesis_record_source
 from aws_kinesis_agg.aggregator import RecordAggregator
 from headwater.connectors.aws import (
     KinesisRecord,
@@ -51,29 +51,15 @@ def _write(kinesis: Any, arn: str, aggregates: int) -> list[list[tuple[str, byte
     return written
 
 
-def _source(
-    service: RunningService, arn: str, *, bounded: bool, **options: Any
-) -> KinesisStreamsSource[KinesisRecord]:
-    return KinesisStreamsSource(
-        KinesisStreamsSourceOptions(
-            stream_arn=arn,
-            client=client_options(service),
-            initial_position="TRIM_HORIZON",
-            idle_poll_interval=timedelta(milliseconds=50),
-            bounded=bounded,
-            **options,
-        ),
-        record_deserializer=lambda r: r,
-    )
-
-
 def test_aggregated_records_are_read_as_their_user_records(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any
 ) -> None:
     arn = new_stream(2)
     written = _write(kinesis_client, arn, aggregates=6)
     env = StreamEnvironment(parallelism=2)
-    got = env.from_source(_source(kinesis_service, arn, bounded=True)).execute_and_collect()
+    got = env.from_source(
+        kinesis_record_source(kinesis_service, arn, bounded=True)
+    ).execute_and_collect()
     by_sequence: dict[str, list[KinesisRecord]] = {}
     for record in got:
         by_sequence.setdefault(record.sequence_number, []).append(record)
@@ -130,7 +116,7 @@ def test_restore_never_splits_an_aggregate(
             ),
         )
         # One Kinesis record per fetch: checkpoints land between many aggregates.
-        source = _source(kinesis_service, arn, bounded=False, records_per_fetch=1)
+        source = kinesis_record_source(kinesis_service, arn, bounded=False, records_per_fetch=1)
         env.from_source(source).map(lambda r: r.data).sink_to(sink)
         job = await env.execute_async("kpl restore")
         for _ in range(400):

@@ -10,30 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import client_options, put_all, wait_active
+from aws_helpers import kinesis_record_source, put_all, wait_active
 from headwater.connectors.aws import (
     KinesisRecord,
-    KinesisStreamsSource,
     KinesisStreamsSourceOptions,
 )
 from headwater.connectors.aws._kinesis_api import KinesisApi
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import CheckpointConfig, CollectSink, ConfigurationError, StreamEnvironment
-
-
-def _source(
-    service: RunningService, arn: str, **options: Any
-) -> KinesisStreamsSource[KinesisRecord]:
-    settings: dict[str, Any] = {
-        "initial_position": "TRIM_HORIZON",
-        "shard_discovery_interval": timedelta(milliseconds=200),
-        "idle_poll_interval": timedelta(milliseconds=50),
-        **options,
-    }
-    return KinesisStreamsSource(
-        KinesisStreamsSourceOptions(stream_arn=arn, client=client_options(service), **settings),
-        record_deserializer=lambda r: r,
-    )
 
 
 def _records(keys: int, per_key: int, offset: int = 0) -> list[tuple[str, bytes]]:
@@ -53,7 +37,9 @@ def test_bounded_read_equals_written_with_timestamps(
     before = int(time.time() * 1000) - 1000
     put_all(kinesis, arn, written)
     env = StreamEnvironment(parallelism=2)
-    got = env.from_source(_source(kinesis_service, arn, bounded=True)).execute_and_collect()
+    got = env.from_source(
+        kinesis_record_source(kinesis_service, arn, bounded=True)
+    ).execute_and_collect()
     assert sorted(r.data for r in got) == sorted(d for _, d in written)
     assert all(
         r.approximate_arrival_timestamp and r.approximate_arrival_timestamp >= before for r in got
@@ -76,7 +62,7 @@ def test_latest_and_at_timestamp_start_positions(
     time.sleep(0.1)
     put_all(kinesis, arn, [("a", b"new")])
     env = StreamEnvironment(parallelism=1)
-    source = _source(
+    source = kinesis_record_source(
         kinesis_service,
         arn,
         bounded=True,
@@ -85,7 +71,7 @@ def test_latest_and_at_timestamp_start_positions(
     )
     assert [r.data for r in env.from_source(source).execute_and_collect()] == [b"new"]
     env = StreamEnvironment(parallelism=1)
-    latest = _source(kinesis_service, arn, bounded=True, initial_position="LATEST")
+    latest = kinesis_record_source(kinesis_service, arn, bounded=True, initial_position="LATEST")
     assert env.from_source(latest).execute_and_collect() == []
     with pytest.raises(ConfigurationError, match="initial_timestamp"):
         KinesisStreamsSourceOptions(stream_arn=arn, initial_position="AT_TIMESTAMP")
@@ -158,7 +144,9 @@ def test_resharding_with_restores_keeps_order_per_key(
             ),
         )
         # Small fetches: a child read too early would interleave with its parent.
-        env.from_source(_source(kinesis_service, arn, records_per_fetch=7)).sink_to(sink)
+        env.from_source(kinesis_record_source(kinesis_service, arn, records_per_fetch=7)).sink_to(
+            sink
+        )
         job = await env.execute_async("kinesis resharding")
         await asyncio.to_thread(write_round)
         if reshard_step is not None:
