@@ -1,7 +1,9 @@
 """``python -m tools new-connector NAME``: scaffold ``connector-NAME/`` from the connector template.
 
-The template (``tools/templates/connector/``) is a complete package: pyproject (hatchling, version
-from ``version.py``, an entry point in ``headwater.connectors``), the PEP 420 layout
+The template (``tools/templates/connector/``) is a complete package: pyproject (hatchling, the
+workspace's build hook linked as ``headwater_build.py`` for the release version and pins, hatch
+environments for ``hatch test`` and ``hatch run lint|types|docs``, an entry point in
+``headwater.connectors``), the PEP 420 layout
 ``src/headwater/connectors/NAME/`` (no ``__init__.py`` in ``headwater/`` or ``connectors/``), a docs
 page in the connector page template, a changelog and a test module wired to connector-testing's
 conformance suites. It builds and installs as soon as it is scaffolded.
@@ -22,9 +24,12 @@ from tools.docs_gen import COMPATIBILITY_PAGE, compatibility_page
 from tools.versioning import CoreMinor
 from tools.workspace import COMPATIBILITY_FILE, REPOSITORY, WorkspaceError, load
 
-__all__ = ["TEMPLATE", "main", "placeholders", "scaffold"]
+__all__ = ["BUILD_HOOK", "BUILD_HOOK_LINK", "TEMPLATE", "main", "placeholders", "scaffold"]
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "connector"
+BUILD_HOOK = Path(__file__).resolve().parent / "connector_build_hook.py"
+BUILD_HOOK_LINK = "headwater_build.py"
+"""Every connector's link to `BUILD_HOOK`: its hatch metadata hook (version and lockstep pins)."""
 _NAME = re.compile(r"[a-z][a-z0-9]*")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _RESERVED = {"base", "testing"}
@@ -68,6 +73,8 @@ def scaffold(root: Path, name: str, title: str | None = None) -> Path:
         destination = target / fill(source.relative_to(TEMPLATE).as_posix())
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(fill(source.read_text(encoding="utf-8")), encoding="utf-8")
+    # The build hook that every connector shares (its pyproject names this link).
+    (target / BUILD_HOOK_LINK).symlink_to(Path("..") / "tools" / BUILD_HOOK.name)
 
     data_file = root / COMPATIBILITY_FILE
     text = data_file.read_text(encoding="utf-8")

@@ -4,7 +4,8 @@ Invalid versions and labels for core minors that ``compatibility.toml`` does not
 when the workspace is loaded (`tools.workspace.load`); this module adds what depends on the release:
 
 - the packages released in lockstep with core share one version;
-- every requirement on a lockstep distribution admits exactly one core minor the package supports;
+- a lockstep package's requirements on the other lockstep distributions admit exactly its core
+  minor; a connector names them without a version (its build hook pins them) and needs core;
 - the version is higher than every version the package has been tagged with;
 - ``CHANGELOG.md`` has an entry (a ``## X.Y.Z`` heading) for the version, not marked unreleased.
 """
@@ -14,10 +15,10 @@ from __future__ import annotations
 import re
 
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from tools import gitrepo
-from tools.release_build import lockstep_requirements
-from tools.workspace import Kind, Package, Workspace
+from tools.workspace import Kind, Package, Workspace, lockstep_requirements
 
 __all__ = ["problems"]
 
@@ -31,13 +32,7 @@ def problems(workspace: Workspace, package: Package) -> list[str]:
             "lockstep packages share one version"
         )
 
-    allowed = [SpecifierSet(m.specifier) for m in package.core_minors]
-    for original, requirement in lockstep_requirements(
-        workspace, package.requirements, package.pyproject
-    ):
-        if requirement.specifier not in allowed:
-            pins = " or ".join(f"'{requirement.name}{m.specifier}'" for m in package.core_minors)
-            found.append(f"pyproject.toml requires {original!r}; expected {pins}")
+    found += _lockstep_problems(workspace, package)
 
     released = gitrepo.release_labels(workspace.root, package.name)
     if released and package.version <= released[-1].version:
@@ -57,6 +52,31 @@ def problems(workspace: Workspace, package: Package) -> list[str]:
             f"{package.changelog.name} still calls {package.version} unreleased: {entry!r}"
         )
     return found
+
+
+def _lockstep_problems(workspace: Workspace, package: Package) -> list[str]:
+    """Lockstep packages pin one core minor; connectors name them without a version (the build
+    hook pins them to the minor of each build) and must depend on headwater-core."""
+    requirements = lockstep_requirements(workspace, package.requirements, package.pyproject)
+    if package.kind is Kind.CONNECTOR:
+        found = [
+            f"pyproject.toml requires {original!r}; write {requirement.name} without a version"
+            for original, requirement in requirements
+            if requirement.specifier
+        ]
+        core = canonicalize_name(workspace.core.distribution)
+        if not any(canonicalize_name(r.name) == core for _, r in requirements):
+            found.append(
+                f"pyproject.toml: a connector must depend on {workspace.core.distribution}"
+            )
+        return found
+    allowed = [SpecifierSet(m.specifier) for m in package.core_minors]
+    return [
+        f"pyproject.toml requires {original!r}; expected "
+        + " or ".join(f"'{requirement.name}{m.specifier}'" for m in package.core_minors)
+        for original, requirement in requirements
+        if requirement.specifier not in allowed
+    ]
 
 
 def _changelog_heading(package: Package) -> str | None:

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from tools.versioning import CoreMinor, Label, SemVer, VersionError
 
@@ -41,6 +45,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "load",
+    "lockstep_requirements",
     "project_requirements",
 ]
 
@@ -327,14 +332,43 @@ def _package(root: Path, name: str, kind: Kind, core_minors: tuple[CoreMinor, ..
         version_file=version_file,
         kind=kind,
         core_minors=core_minors,
-        requirements=project_requirements(project),
-        extras=tuple(project.get("optional-dependencies", {})),
+        requirements=project_requirements(pyproject),
+        extras=tuple(_requirement_table(pyproject, "optional-dependencies") or {}),
     )
 
 
-def project_requirements(project: dict[str, Any]) -> tuple[str, ...]:
-    """Every requirement string of a ``[project]`` table: dependencies, then optional ones."""
-    requirements = list(project.get("dependencies", []))
-    for extra in project.get("optional-dependencies", {}).values():
+def project_requirements(pyproject: dict[str, Any]) -> tuple[str, ...]:
+    """Every requirement string of a ``pyproject.toml``: dependencies, then optional ones."""
+    requirements = list(_requirement_table(pyproject, "dependencies") or [])
+    for extra in (_requirement_table(pyproject, "optional-dependencies") or {}).values():
         requirements += extra
     return tuple(requirements)
+
+
+def _requirement_table(pyproject: dict[str, Any], key: str) -> Any:
+    """``[project]``'s ``key``; a dynamic one (a connector's) from its build hook's table, where
+    lockstep packages are written without a version (``tools/connector_build_hook.py``)."""
+    project = pyproject.get("project", {})
+    if key not in project.get("dynamic", []):
+        return project.get(key)
+    hooks = pyproject.get("tool", {}).get("hatch", {}).get("metadata", {}).get("hooks", {})
+    return hooks.get("custom", {}).get(key)
+
+
+def lockstep_requirements(
+    workspace: Workspace, requirements: Iterable[str], where: Path
+) -> list[tuple[str, Requirement]]:
+    """The requirements (as written, and parsed) on distributions released in lockstep with core.
+
+    ``where`` names the file the requirements come from, for errors.
+    """
+    lockstep = {canonicalize_name(name) for name in workspace.lockstep_distributions}
+    found = []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            raise WorkspaceError(f"{where}: invalid requirement {text!r}: {exc}") from exc
+        if canonicalize_name(requirement.name) in lockstep:
+            found.append((text, requirement))
+    return found

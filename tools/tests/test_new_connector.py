@@ -31,6 +31,7 @@ def workspace(tmp_path: Path) -> Path:
     lockstep = [p.name for p in real.packages if p.kind is Kind.LOCKSTEP]
     for name in lockstep:
         (root / name).symlink_to(REPOSITORY / name)
+    (root / "tools").symlink_to(REPOSITORY / "tools")  # the connectors' build hook
     (root / "compatibility.toml").write_text(
         f'lockstep = {json.dumps(lockstep)}\n\n[core."{real.current_minor}"]\nstatus = "current"\n'
     )
@@ -41,6 +42,7 @@ EXPECTED_FILES = [
     "CHANGELOG.md",
     "README.md",
     "docs/index.md",
+    "headwater_build.py",
     "pyproject.toml",
     "src/headwater/connectors/widget/__init__.py",
     "src/headwater/connectors/widget/_connector.py",
@@ -65,7 +67,9 @@ def test_scaffold_is_a_complete_package(workspace: Path) -> None:
     assert pyproject["project"]["entry-points"]["headwater.connectors"] == {
         "widget": "headwater.connectors.widget:CONNECTOR"
     }
-    assert "class WidgetDBOptions(OptionsModel)" in (package / files[6]).read_text()
+    assert "class WidgetDBOptions(OptionsModel)" in (package / files[7]).read_text()
+    hook = package / new_connector.BUILD_HOOK_LINK
+    assert hook.is_symlink() and hook.resolve() == new_connector.BUILD_HOOK
 
     compatibility = (workspace / "docs" / "compatibility.md").read_text()
     assert (

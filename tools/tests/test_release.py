@@ -21,8 +21,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from tools import gitrepo, release
+from tools.new_connector import BUILD_HOOK, BUILD_HOOK_LINK
 from tools.versioning import CoreMinor
-from tools.workspace import load
+from tools.workspace import REPOSITORY, load
 
 DATA = """\
 lockstep = ["core", "connector-base"]
@@ -41,6 +42,7 @@ core = ["0.1", "0.2"]
 def _package(
     root: Path, directory: str, module: str, version: str, deps: list[str], extras: str = ""
 ) -> None:
+    """A package; a connector (``extras`` given) in the hook form of the workspace's connectors."""
     path = root / directory
     source = path / "src" / "headwater" / module
     source.mkdir(parents=True)
@@ -48,29 +50,41 @@ def _package(
     (source / "version.py").write_text(f'__version__ = "{version}"\n')
     (path / "README.md").write_text(f"# {directory}\n")
     (path / "CHANGELOG.md").write_text(f"# Changelog\n\n## {version} (2024-01-01)\n\n- first\n")
-    dependencies = ", ".join(f'"{d}"' for d in deps)
+    dependencies = f"dependencies = [{', '.join(f'{d!r}' for d in deps)}]"
+    if extras:
+        (path / BUILD_HOOK_LINK).symlink_to(Path("..") / "tools" / BUILD_HOOK.name)
+        requirements = f"""\
+dynamic = ["version", "dependencies", "optional-dependencies"]
+
+[tool.hatch.metadata.hooks.custom]
+path = "{BUILD_HOOK_LINK}"
+{dependencies}
+
+[tool.hatch.metadata.hooks.custom.optional-dependencies]
+{extras}
+
+[tool.hatch.build.targets.sdist.force-include]
+"{BUILD_HOOK}" = "{BUILD_HOOK_LINK}"
+"""
+    else:
+        requirements = f'dynamic = ["version"]\n{dependencies}\n'
     (path / "pyproject.toml").write_text(
         f"""\
 [build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"
 
-[project]
-name = "headwater-{directory}"
-dynamic = ["version"]
-readme = "README.md"
-requires-python = ">=3.11"
-dependencies = [{dependencies}]
-
-[project.optional-dependencies]
-{extras}
-
 [tool.hatch.version]
 path = "src/headwater/{module}/version.py"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/headwater"]
-"""
+
+[project]
+name = "headwater-{directory}"
+readme = "README.md"
+requires-python = ">=3.11"
+{requirements}"""
     )
 
 
@@ -97,11 +111,12 @@ def make_workspace(root: Path) -> Path:
         "connector-fake",
         "connectors/fake",
         "1.2.3",
-        ["headwater-core>=0.2,<0.3", "headwater-connector-base>=0.2,<0.3", "fake-client>=1"],
-        # The lockstep pins again, written differently and the same.
-        extras="""test = ['headwater-connector-base >= 0.2, < 0.3', "pytest"]
-again = ["headwater-core>=0.2,<0.3"]""",
+        ["headwater-core", "headwater-connector-base", "fake-client>=1"],
+        # Lockstep packages in extras too: pinned as well.
+        extras="""test = ['headwater-connector-base', "pytest"]
+again = ["headwater-core"]""",
     )
+    (root / "tools").symlink_to(REPOSITORY / "tools")  # the connectors' build hook
     # Namespace packages: no __init__.py in headwater/ or headwater/connectors/.
     return root
 
@@ -174,8 +189,7 @@ def test_build_makes_one_release_per_core_minor(built: Path, minor: str, pin: st
     assert metadata["Version"] == version
     requirements = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
     pinned = [r for r in requirements if r.name.startswith("headwater-")]
-    # core and base in the dependencies, again in extras (written differently, or the same):
-    # all pinned to the minor.
+    # core and base in the dependencies, again in extras: all pinned to the minor.
     assert sorted((r.name, str(r.marker)) for r in pinned) == [
         ("headwater-connector-base", "None"),
         ("headwater-connector-base", 'extra == "test"'),
@@ -190,7 +204,8 @@ def test_build_makes_one_release_per_core_minor(built: Path, minor: str, pin: st
     }
 
     with zipfile.ZipFile(wheel) as archive:
-        assert f'"{version}"' in archive.read("headwater/connectors/fake/version.py").decode()
+        # The module keeps the connector's own version; the distribution is the release's.
+        assert '"1.2.3"' in archive.read("headwater/connectors/fake/version.py").decode()
         assert not any(
             n in archive.namelist()
             for n in ("headwater/__init__.py", "headwater/connectors/__init__.py")
@@ -313,16 +328,17 @@ def test_check_refuses_a_changelog_without_the_version(
 def test_check_refuses_pins_and_lockstep_drift(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pyproject = workspace / "connector-fake" / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace("headwater-core>=0.2,<0.3", "headwater-core>=0.1")
-    )
+    connector = workspace / "connector-fake" / "pyproject.toml"
+    connector.write_text(connector.read_text().replace("'headwater-core'", "'headwater-core>=0.2'"))
+    base = workspace / "connector-base" / "pyproject.toml"
+    base.write_text(base.read_text().replace("headwater-core>=0.2,<0.3", "headwater-core>=0.1"))
     version = workspace / "connector-base/src/headwater/connectors/base/version.py"
     version.write_text('__version__ = "0.2.1"\n')
     code, out = run(workspace, "check", capsys=capsys)
     assert code == 1
     assert "connector-base: version 0.2.1 differs from core's 0.2.0" in out
-    assert "requires 'headwater-core>=0.1'; expected 'headwater-core>=0.1,<0.2' or" in out
+    assert "requires 'headwater-core>=0.1'; expected 'headwater-core>=0.2,<0.3'" in out
+    assert "requires 'headwater-core>=0.2'; write headwater-core without a version" in out
 
 
 def test_tag_creates_one_tag_per_label(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
