@@ -33,11 +33,17 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     current = load(root).current_minor
     older = CoreMinor(current.major, current.minor - 1)
     data = root / "compatibility.toml"
-    text = data.read_text(encoding="utf-8").replace(
-        f'[connectors.{CONNECTOR}]\ncore = ["{current}"]',
-        f'[connectors.{CONNECTOR}]\ncore = ["{older}", "{current}"]',
+    text = (
+        data.read_text(encoding="utf-8")
+        .replace(
+            f'[connectors.{CONNECTOR}]\ncore = ["{current}"]',
+            f'[connectors.{CONNECTOR}]\ncore = ["{older}", "{current}"]',
+        )
+        .replace(
+            f'[core."{current}"]', f'[core."{older}"]\nstatus = "supported"\n\n[core."{current}"]'
+        )
     )
-    data.write_text(f'[core."{older}"]\nstatus = "supported"\n\n{text}', encoding="utf-8")
+    data.write_text(text, encoding="utf-8")
     assert load(root).package(CONNECTOR).core_minors == (older, current)
     return root
 
