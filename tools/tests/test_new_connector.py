@@ -10,11 +10,13 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter
@@ -231,3 +233,27 @@ def test_a_connector_gets_one_options_table_per_role() -> None:
         "### Source options",
         "### Lookup options",
     ]
+
+
+def _wiring(pyproject: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a connector's pyproject that every connector shares with the template."""
+    hatch = pyproject["tool"]["hatch"]
+    test_env = hatch["envs"]["hatch-test"]
+    return {
+        "dynamic": pyproject["project"]["dynamic"],
+        "hook": hatch["metadata"]["hooks"]["custom"]["path"],
+        "sdist": hatch["build"]["targets"]["sdist"]["force-include"],
+        "test": {k: test_env[k] for k in ("installer", "pre-install-commands")},
+        "default": hatch["envs"]["default"],
+    }
+
+
+def test_every_connector_has_the_template_build_and_hatch_wiring() -> None:
+    text = (new_connector.TEMPLATE / "pyproject.toml").read_text()
+    template = _wiring(tomllib.loads(re.sub(r"\{\{\w+\}\}", "x", text)))
+    connectors = load(REPOSITORY).connectors
+    assert connectors
+    for package in connectors:
+        assert _wiring(tomllib.loads(package.pyproject.read_text())) == template, package.name
+        hook = package.path / new_connector.BUILD_HOOK_LINK
+        assert hook.is_symlink() and hook.resolve() == new_connector.BUILD_HOOK, package.name
