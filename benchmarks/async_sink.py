@@ -49,7 +49,9 @@ class Endpoint:
                 await asyncio.sleep(DELAY)
                 rejected = list(range(1, count, 2)) if self.throttle else []
                 payload = orjson.dumps({"rejected": rejected})
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(payload) + payload)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(payload) + payload
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -63,7 +65,11 @@ class Client:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(self, path: bytes, body: bytes) -> Any:
-        conn = self._idle.pop() if self._idle else await asyncio.open_connection("127.0.0.1", self._port)
+        conn = (
+            self._idle.pop()
+            if self._idle
+            else await asyncio.open_connection("127.0.0.1", self._port)
+        )
         reader, writer = conn
         writer.write(b"POST %s HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % (path, len(body)) + body)
         head = await reader.readuntil(b"\r\n\r\n")

@@ -76,7 +76,9 @@ def _headwater(url: str, dsn: str, n: int, table: str) -> float:
 
 def run() -> dict[str, float]:
     n = _rows()
-    server = make_url(os.environ.get("HEADWATER_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    server = make_url(
+        os.environ.get("HEADWATER_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     database = f"hw_bench_{uuid.uuid4().hex[:8]}"
     admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as admin:

@@ -11,7 +11,7 @@ from aws_helpers import client, create_table_with_id, read_stream, scan_items
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import run_cli
 
-FUNCTIONS = '''
+FUNCTIONS = """
 def order(i, rng):
     return {"id": f"o{i}", "total": i * 3}
 
@@ -20,7 +20,7 @@ def customer(order):
 
 def label(order):
     return f"{order['id']}:{order['total']}"
-'''
+"""
 
 
 def client_table(service: RunningService) -> str:

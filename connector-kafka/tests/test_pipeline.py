@@ -12,13 +12,13 @@ from headwater.core.testing import run_cli
 
 from .kafka_helpers import create_topic, produce, read_all
 
-FUNCTIONS = '''
+FUNCTIONS = """
 def tag(order):
     return {**order, "big": order["total"] > 50}
 
 def key(order):
     return str(order["id"]).encode()
-'''
+"""
 
 
 def test_a_pipeline_reads_transforms_and_writes_topics(
