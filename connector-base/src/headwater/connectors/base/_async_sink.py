@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import accumulate, islice
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from headwater.connectors.base._options import OptionsModel
 from headwater.connectors.base._rate_limiting import (
@@ -114,7 +114,10 @@ class AsyncSinkOptions(OptionsModel):
         """
         if field not in cls.model_fields:
             raise TypeError(f"{cls.__name__} has no field {field!r}")
-        return FieldInfo.merge_field_infos(cls.model_fields[field], default=value)
+        declared = cls.model_fields[field]
+        # The declaration as Annotated metadata: its constraints and description, a new default.
+        annotated: Any = Annotated[declared.annotation, declared]
+        return FieldInfo.from_annotated_attribute(annotated, value)
 
     @model_validator(mode="before")
     @classmethod
