@@ -69,7 +69,11 @@ class SinkExternalContext(ABC):
 
     @abstractmethod
     def read_back(self) -> list[Any]:
-        """Every record the sink made visible, in any order."""
+        """Every record the sink made visible, in any order, a record written twice twice.
+
+        The guarantee tests count duplicates through it: a read-back that cannot see them (a
+        put by key that overwrites) proves nothing; write append-only (a key per write) instead.
+        """
 
     def job_params(self) -> dict[str, str]:
         """Extra parameters of :attr:`job_target` (where to write)."""
@@ -92,6 +96,17 @@ class SinkTestSuiteBase:
         assert sorted(external.read_back()) == list(range(self.count))
         sink_metrics = [m for name, m in result.metrics.items() if "Sink" in name or "sink" in name]
         assert any(m.get("numRecordsIn") == self.count for m in sink_metrics), result.metrics
+
+    def test_read_back_sees_duplicates(self, external: SinkExternalContext) -> None:
+        """Records written twice are read back twice: the other tests could see a duplicate."""
+        env = StreamEnvironment(parallelism=1)
+        twice = [n for n in range(20) for _ in range(2)]
+        env.from_collection(twice).sink_to(external.create_sink())
+        env.execute("sink conformance: duplicates")
+        assert sorted(external.read_back()) == twice, (
+            f"{type(external).__name__}.read_back hides duplicates: the guarantee tests "
+            "cannot see a record delivered twice"
+        )
 
     def test_guarantee_under_process_kills(
         self, external: SinkExternalContext, tmp_path: Path
