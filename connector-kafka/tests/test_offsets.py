@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,15 +19,8 @@ from headwater.connectors.kafka import (
     SpecificOffsets,
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
-from headwater.core import (
-    CheckpointConfig,
-    CollectSink,
-    CommittingSinkWriter,
-    ExecutionConfig,
-    JobClient,
-    StreamEnvironment,
-    WriterInitContext,
-)
+from headwater.core import CheckpointConfig, CollectSink, ExecutionConfig, StreamEnvironment
+from headwater.core.testing import GatedSink, wait_for_metrics
 
 from .kafka_helpers import add_partitions, create_topic, produce
 
@@ -204,38 +195,6 @@ async def test_new_partitions_are_discovered(
     assert set(sink.results()) == expected
 
 
-class GatedSink(CollectSink[bytes]):
-    """A :class:`CollectSink` whose writers wait for ``gate`` before taking records."""
-
-    def __init__(self, gate: asyncio.Event) -> None:
-        super().__init__()
-        self.gate = gate
-
-    def create_writer(self, context: WriterInitContext) -> CommittingSinkWriter[bytes, str]:
-        writer = super().create_writer(context)
-        inner = writer.write_batch
-        gate = self.gate
-
-        async def write_batch(records: Sequence[bytes]) -> None:
-            await gate.wait()
-            await inner(records)
-
-        writer.write_batch = write_batch  # type: ignore[method-assign]
-        return writer
-
-
-async def wait_for_metrics(
-    client: JobClient, operator: str, done: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
-    for _ in range(600):
-        metrics = client.metrics().get(operator, {})
-        if done(metrics):
-            return metrics
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{operator} metrics never got there: {metrics}")
-
-
 async def test_pending_records_and_commit_metrics(
     kafka_service: RunningService, unique_name: str
 ) -> None:
@@ -257,8 +216,7 @@ async def test_pending_records_and_commit_metrics(
         checkpointing=CheckpointConfig(interval=timedelta(milliseconds=100)),
         execution=ExecutionConfig(batch_size=10, channel_capacity=1),
     )
-    gate = asyncio.Event()
-    sink = GatedSink(gate)
+    sink = GatedSink()
     env.from_source(source, name="kafka").sink_to(sink)
     client = await env.execute_async("lag")
     try:
@@ -266,7 +224,7 @@ async def test_pending_records_and_commit_metrics(
         held = await wait_for_metrics(client, "kafka", lambda m: (m.get("pendingRecords") or 0) > 0)
         assert 900 <= held["pendingRecords"] <= 1000, held
         assert held.get("commitsSucceeded", 0) == 0, "nothing checkpointed yet, nothing committed"
-        gate.set()
+        sink.gate.set()
         caught_up = await wait_for_metrics(
             client,
             "kafka",
