@@ -9,7 +9,8 @@ Phase 1 sends 200,000 entries through the raw loop, then through the sink. Phase
 the sink for 9 s while the endpoint refuses every other entry from 1 s to 3 s, and measures how
 long after the throttling ends the throughput (200 ms windows) is back above 0.8 of the ceiling.
 After each run the endpoint reports what it accepted: every entry sent exactly once (count and
-sum of the ids), on the raw side as on the sink's. Prints {"rps", "raw_rps", "raw_ratio",
+sum of the ids), on the raw side as on the sink's. ``recovery_s`` is null when throughput does not
+get back within 6 s (a machine loaded by other work). Prints {"rps", "raw_rps", "raw_ratio",
 "ceiling_rps", "ratio", "recovery_s"} (raw_ratio: sink / raw loop; ratio: sink / ceiling).
 """
 
@@ -187,7 +188,9 @@ async def _raw_throughput(port: int) -> float:
     return N / elapsed
 
 
-async def _recovery(port: int) -> float:
+async def _recovery(port: int) -> float | None:
+    """Seconds after the throttling ends until a 200 ms window is back at 0.8 of the ceiling;
+    ``None`` if that does not happen within 6 s (under load from elsewhere it may not)."""
     writer = HttpWriter(_Context(), port, OPTIONS)
     control = Client(port)
     started = time.monotonic()
@@ -216,7 +219,7 @@ async def _recovery(port: int) -> float:
         if done / window >= 0.8 * CEILING:
             return round(t + window - ended, 3)
         t += 0.05
-    return float("inf")
+    return None
 
 
 def _serve(port_out: Any) -> None:
