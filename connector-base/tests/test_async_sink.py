@@ -335,6 +335,7 @@ def test_options_json_schema_and_connector_defaults() -> None:
     schema = TypeAdapter(ServiceWriterOptions).json_schema()
     assert schema["properties"]["max_batch_size"] == {
         "default": 25,
+        "description": "the most entries per request.",
         "minimum": 1,
         "title": "Max Batch Size",
         "type": "integer",
