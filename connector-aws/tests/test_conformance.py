@@ -66,6 +66,7 @@ class KinesisSourceContext(SourceExternalContext):
         return KinesisStreamsSource(options, value_format=JsonFormat(on_error=policy))
 
 
+@pytest.mark.slow  # kinesis-mock takes about 0.5 s per 500-record PutRecords
 class TestKinesisSource(SourceTestSuiteBase):
     count = 600
 

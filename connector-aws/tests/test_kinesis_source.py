@@ -121,6 +121,7 @@ def _reshard(kinesis: Any, arn: str, step: int) -> None:
     wait_active(kinesis, arn)
 
 
+@pytest.mark.slow
 def test_resharding_with_restores_keeps_order_per_key(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any, tmp_path: Path
 ) -> None:
@@ -183,6 +184,7 @@ def test_resharding_with_restores_keeps_order_per_key(
     assert len(shards) > 6, "the stream was resharded"
 
 
+@pytest.mark.slow
 def test_millis_behind_latest_is_the_gap_to_the_newest_record(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any
 ) -> None:

@@ -46,6 +46,7 @@ def pipeline(directory: Path, url: str, table: str, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_pipeline_upserts_into_the_database(db, tmp_path: Path) -> None:
     table = db.table("orders")
     db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, total INTEGER NOT NULL)")

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import orjson
+import pytest
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import run_cli
 
@@ -21,6 +22,7 @@ def key(order):
 """
 
 
+@pytest.mark.slow
 def test_a_pipeline_reads_transforms_and_writes_topics(
     kafka_service: RunningService, unique_name: str, tmp_path: Path
 ) -> None:

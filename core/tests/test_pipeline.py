@@ -72,6 +72,7 @@ def run_pipeline(path: Path) -> subprocess.CompletedProcess[str]:
     return run_cli("run", "--quiet", str(path), cwd=path.parent.parent)
 
 
+@pytest.mark.slow
 def test_headwater_run_executes_a_pipeline_file(tmp_path: Path) -> None:
     directory = tmp_path / "job"
     directory.mkdir()
@@ -136,6 +137,7 @@ def test_mistakes_name_the_file_and_the_key(
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> None:
     directory = tmp_path / "job"
     directory.mkdir()
@@ -147,6 +149,7 @@ def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_key_by_and_reduce_keep_running_values_per_key(tmp_path: Path) -> None:
     keyed = PIPELINE.replace(
         '[[steps]]\nfilter = "pipeline_functions:even"',

@@ -88,6 +88,7 @@ def test_scaffold_passes_lint(workspace: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_scaffold_builds_installs_and_passes_its_tests(workspace: Path, tmp_path: Path) -> None:
     assert new_connector.main(["--root", str(workspace), "widget"]) == 0
     minor = load(workspace).current_minor

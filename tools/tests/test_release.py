@@ -24,6 +24,8 @@ from tools import gitrepo, release
 from tools.versioning import CoreMinor
 from tools.workspace import load
 
+pytestmark = pytest.mark.slow  # builds wheels and installs them with pip
+
 DATA = """\
 lockstep = ["core", "connector-base"]
 

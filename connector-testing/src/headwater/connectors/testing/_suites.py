@@ -108,12 +108,14 @@ class SinkTestSuiteBase:
             "cannot see a record delivered twice"
         )
 
+    @pytest.mark.slow
     def test_guarantee_under_process_kills(
         self, external: SinkExternalContext, tmp_path: Path
     ) -> None:
         """Kill the job's process at random moments; the output keeps the declared guarantee."""
         self._check_under_kills(external, tmp_path, restart_parallelism=2, kills=5, seed=42)
 
+    @pytest.mark.slow
     def test_restore_with_other_parallelism(
         self, external: SinkExternalContext, tmp_path: Path
     ) -> None:
