@@ -7,7 +7,7 @@
   ``X.Y.Z.C.M`` from ``python -m tools release build``), so the pins it ships are tested too.
   The package under test gets all its extras.
   ``nox -t connector-kafka`` runs one package's row, ``nox -t core-0.1`` one minor's column.
-- ``lint``: ruff over the repository.
+- ``lint``: ``ruff check`` and ``ruff format --check`` over the repository.
 - ``typecheck``: mypy --strict over every package's ``src/``.
 - ``docs``: the MkDocs site, built with ``--strict``.
 - ``compat_table``: regenerate ``docs/compatibility.md`` from ``compatibility.toml``.
@@ -110,9 +110,10 @@ def tests(session: nox.Session, package: str, core: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff over the whole repository."""
+    """Ruff over the whole repository: the lint rules, then the formatting."""
     session.install(*dev_requirements("ruff"))
     session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session

@@ -5,14 +5,19 @@ The emulator is HEADWATER_KINESIS_ENDPOINT if set, else one started through tool
 (a) Sink: 1,000 records of 100 bytes in PutRecords calls of 5 records, through the fault proxy
     in delay mode (20 ms added to every request, as a distant region would). Batches are small so
     the emulator (about 1 ms per record, slower under concurrent calls) is not the bottleneck.
-    - raw_put_rps: a plain boto3 loop of sequential PutRecords calls;
-    - sink_rps: a bounded job (parallelism 1) into KinesisStreamsSink with the default
-      max_in_flight_requests (50; the job's thread pool bounds the calls running at once).
+    Both sides keep IN_FLIGHT (8) requests in flight, so the ratio is the framework's overhead:
+    - raw_put_rps: boto3 PutRecords calls from a pool of IN_FLIGHT threads (the sink's client is
+      boto3 too, called from the job's blocking pool);
+    - sink_rps: a bounded job (parallelism 1) into KinesisStreamsSink with
+      max_in_flight_requests=IN_FLIGHT and a blocking pool of IN_FLIGHT threads.
 (b) Source: 16,000 records of 100 bytes in a 4-shard stream, read directly (no proxy).
     - raw_get_rps: a plain boto3 loop: ListShards, then per shard GetShardIterator(TRIM_HORIZON)
       and GetRecords (Limit 10,000) until caught up;
     - source_rps: a bounded KinesisStreamsSource job (parallelism 1, TRIM_HORIZON) into a
-      discarding sink, timed from submission to the end of the job (start-up included).
+      counting sink, timed from submission to the end of the job (start-up included).
+Every side checks its result: each sink's stream holds exactly the records sent (read back), each
+source read exactly the records in the stream. Raw and headwater runs alternate for ROUNDS (3)
+rounds, each sink run into a fresh stream; the best of each side counts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +44,30 @@ from headwater.connectors.aws import (
     KinesisStreamsSource,
     KinesisStreamsSourceOptions,
 )
-from headwater.core import DiscardingSink, StreamEnvironment
+from headwater.core import (
+    DeliveryGuarantee,
+    ExecutionConfig,
+    Sink,
+    SinkWriter,
+    StreamEnvironment,
+    WriterInitContext,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORD = b"x" * 100
 SINK_RECORDS = 1000
 SINK_BATCH = 5
+IN_FLIGHT = 8
+ROUNDS = 3
 SOURCE_RECORDS = 16000
 SHARDS = 4
 DELAY = 0.020
+
+
+def record(i: int) -> bytes:
+    """100 bytes naming ``i``, so a read-back can tell records apart."""
+    return f"{i:010d}".encode().ljust(100, b"x")
+
+
 CREDENTIALS = {
     "region_name": "us-east-1",
     "aws_access_key_id": "bench",
@@ -92,43 +115,90 @@ def _stream(kinesis: Any, name: str) -> str:
         time.sleep(0.05)
 
 
-def _raw_put(endpoint: str, arn: str) -> float:
-    kinesis = _client(endpoint)
-    started = time.perf_counter()
-    for i in range(0, SINK_RECORDS, SINK_BATCH):
-        records = [{"Data": RECORD, "PartitionKey": str(i + j)} for j in range(SINK_BATCH)]
-        answer = kinesis.put_records(StreamARN=arn, Records=records)
-        assert answer["FailedRecordCount"] == 0
-    return SINK_RECORDS / (time.perf_counter() - started)
-
-
-def _sink(endpoint: str, arn: str) -> float:
-    options = KinesisStreamsSinkOptions(
-        stream_arn=arn, client=_options(endpoint), writer={"max_batch_size": SINK_BATCH}
-    )
-    env = StreamEnvironment(parallelism=1)
-    env.from_collection([RECORD] * SINK_RECORDS).sink_to(KinesisStreamsSink(options))
-    started = time.perf_counter()
-    env.execute("bench: kinesis sink")
-    return SINK_RECORDS / (time.perf_counter() - started)
-
-
-def _raw_get(endpoint: str, arn: str) -> float:
-    kinesis = _client(endpoint)
-    started = time.perf_counter()
-    count = 0
+def _read_back(kinesis: Any, arn: str) -> Counter[bytes]:
+    """Every record's data in the stream, counted."""
+    found: Counter[bytes] = Counter()
     for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
         iterator = kinesis.get_shard_iterator(
             StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         while iterator:
             answer = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=10_000)
-            count += len(answer["Records"])
+            found.update(r["Data"] for r in answer["Records"])
             iterator = answer.get("NextShardIterator")
             if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
                 break
-    assert count == SOURCE_RECORDS, count
-    return count / (time.perf_counter() - started)
+    return found
+
+
+def _check_stream(kinesis: Any, arn: str, side: str) -> None:
+    found = _read_back(kinesis, arn)
+    assert found == Counter(record(i) for i in range(SINK_RECORDS)), (
+        f"{side}: the stream holds {sum(found.values())} records, {len(found)} distinct, "
+        f"not the {SINK_RECORDS} sent once each"
+    )
+
+
+def _raw_put(endpoint: str, arn: str) -> float:
+    kinesis = _client(endpoint)  # boto3 clients are thread-safe
+
+    def put(start: int) -> None:
+        records = [
+            {"Data": record(i), "PartitionKey": str(i)} for i in range(start, start + SINK_BATCH)
+        ]
+        answer = kinesis.put_records(StreamARN=arn, Records=records)
+        assert answer["FailedRecordCount"] == 0
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        list(pool.map(put, range(0, SINK_RECORDS, SINK_BATCH)))
+    return SINK_RECORDS / (time.perf_counter() - started)
+
+
+def _sink(endpoint: str, arn: str) -> float:
+    options = KinesisStreamsSinkOptions(
+        stream_arn=arn,
+        client=_options(endpoint),
+        writer={"max_batch_size": SINK_BATCH, "max_in_flight_requests": IN_FLIGHT},
+    )
+    env = StreamEnvironment(parallelism=1, execution=ExecutionConfig(blocking_pool_size=IN_FLIGHT))
+    sink: KinesisStreamsSink[bytes] = KinesisStreamsSink(
+        options, partition_key_generator=bytes.decode
+    )
+    env.from_collection([record(i) for i in range(SINK_RECORDS)]).sink_to(sink)
+    started = time.perf_counter()
+    env.execute("bench: kinesis sink")
+    return SINK_RECORDS / (time.perf_counter() - started)
+
+
+class _Writer(SinkWriter[Any]):
+    def __init__(self, found: Counter[bytes]) -> None:
+        self._found = found
+
+    async def write_batch(self, records: Sequence[Any]) -> None:
+        self._found.update(records)
+
+
+class CountingSink(Sink[Any]):
+    """Counts each record (cheap enough not to weigh on the source's figure)."""
+
+    def __init__(self) -> None:
+        self.found: Counter[bytes] = Counter()
+
+    @property
+    def delivery_guarantee(self) -> DeliveryGuarantee:
+        return DeliveryGuarantee.NONE
+
+    def create_writer(self, context: WriterInitContext) -> SinkWriter[Any]:
+        return _Writer(self.found)
+
+
+def _raw_get(endpoint: str, arn: str) -> float:
+    started = time.perf_counter()
+    found = _read_back(_client(endpoint), arn)
+    elapsed = time.perf_counter() - started
+    assert found == Counter(record(i) for i in range(SOURCE_RECORDS)), "raw loop: wrong records"
+    return SOURCE_RECORDS / elapsed
 
 
 def _source(endpoint: str, arn: str) -> float:
@@ -136,10 +206,13 @@ def _source(endpoint: str, arn: str) -> float:
         stream_arn=arn, client=_options(endpoint), initial_position="TRIM_HORIZON", bounded=True
     )
     env = StreamEnvironment(parallelism=1)
-    env.from_source(KinesisStreamsSource(options)).sink_to(DiscardingSink())
+    sink = CountingSink()
+    env.from_source(KinesisStreamsSource(options)).sink_to(sink)
     started = time.perf_counter()
     env.execute("bench: kinesis source")
-    return SOURCE_RECORDS / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    assert sink.found == Counter(record(i) for i in range(SOURCE_RECORDS)), "source: wrong records"
+    return SOURCE_RECORDS / elapsed
 
 
 def run() -> dict[str, Any]:
@@ -149,22 +222,37 @@ def run() -> dict[str, Any]:
 
     endpoint, state = _endpoint()
     kinesis = _client(endpoint)
-    names = [f"bench_{uuid.uuid4().hex[:8]}_{suffix}" for suffix in ("raw", "sink", "source")]
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}_{kind}{r}" for r in range(ROUNDS) for kind in ("raw", "sink")]
+    names.append(f"{prefix}_source")
+    raw_put: list[float] = []
+    sink_put: list[float] = []
     try:
-        raw_arn, sink_arn, source_arn = (_stream(kinesis, name) for name in names)
+        # Interleaved rounds (raw, sink, raw, sink), each into fresh streams: the emulator warms
+        # up over the first calls, and load from elsewhere should hit both sides alike.
         with FaultHttpProxy(endpoint, delay=DELAY) as proxy:
-            raw_put_rps = _raw_put(proxy.url, raw_arn)
-            sink_rps = _sink(proxy.url, sink_arn)
-        for i in range(0, SOURCE_RECORDS, 500):
-            records = [{"Data": RECORD, "PartitionKey": str(i + j)} for j in range(500)]
-            kinesis.put_records(StreamARN=source_arn, Records=records)
-        raw_get_rps = _raw_get(endpoint, source_arn)
-        source_rps = _source(endpoint, source_arn)
+            for r in range(ROUNDS):
+                raw_arn = _stream(kinesis, f"{prefix}_raw{r}")
+                raw_put.append(_raw_put(proxy.url, raw_arn))
+                _check_stream(kinesis, raw_arn, "raw loop")
+                sink_arn = _stream(kinesis, f"{prefix}_sink{r}")
+                sink_put.append(_sink(proxy.url, sink_arn))
+                _check_stream(kinesis, sink_arn, "sink")
+        source_arn = _stream(kinesis, f"{prefix}_source")
+        for start in range(0, SOURCE_RECORDS, 500):
+            records = [
+                {"Data": record(i), "PartitionKey": str(i)} for i in range(start, start + 500)
+            ]
+            answer = kinesis.put_records(StreamARN=source_arn, Records=records)
+            assert answer["FailedRecordCount"] == 0
+        raw_get_rps = max(_raw_get(endpoint, source_arn) for _ in range(ROUNDS))
+        source_rps = max(_source(endpoint, source_arn) for _ in range(ROUNDS))
     finally:
         for name in names:
             with contextlib.suppress(Exception):  # best-effort cleanup
                 kinesis.delete_stream(StreamName=name)
         _stop(state)
+    raw_put_rps, sink_rps = max(raw_put), max(sink_put)
     return {
         "sink_rps": round(sink_rps, 1),
         "raw_put_rps": round(raw_put_rps, 1),
@@ -173,5 +261,6 @@ def run() -> dict[str, Any]:
         "raw_get_rps": round(raw_get_rps, 1),
         "source_ratio": round(source_rps / raw_get_rps, 2),
         "sink_batch_size": SINK_BATCH,
+        "in_flight": IN_FLIGHT,
         "proxy_delay_ms": int(DELAY * 1000),
     }

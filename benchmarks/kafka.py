@@ -12,7 +12,8 @@ The broker is HEADWATER_KAFKA_BOOTSTRAP if set, else a noida-db started through 
 - *_cpu_us: CPU time of this process (``time.process_time``: client, framework and job; the
   broker runs in another process) per record of each run, in microseconds.
 
-The three runs are repeated HEADWATER_BENCH_ROUNDS times (default 3), interleaved (raw, alo, eo,
+After each run its output topic is read back (read_committed, not timed): ``count`` records, each
+the transformed input, or the benchmark fails. The three runs are repeated HEADWATER_BENCH_ROUNDS times (default 3), interleaved (raw, alo, eo,
 raw, ...) so that a burst of load from elsewhere hits all of them alike; the figures are medians
 and ``rounds`` lists each round's ratios.
 """
@@ -77,18 +78,45 @@ async def _admin(bootstrap: str, *, create: str | None = None, delete: str | Non
 
 
 async def _measured(
-    bootstrap: str, output: str, run: Callable[[str], Awaitable[tuple[float, float]]]
+    bootstrap: str, output: str, count: int, run: Callable[[str], Awaitable[tuple[float, float]]]
 ) -> tuple[float, float]:
-    """``run(output)`` into a fresh output topic, deleted afterwards.
+    """``run(output)`` into a fresh output topic, checked (not timed) and deleted afterwards.
 
     The broker keeps every topic in memory; deleting each run's output keeps later runs from
     paying for the earlier runs' data (and the rounds comparable).
     """
     await _admin(bootstrap, create=output)
     try:
-        return await run(output)
+        measured = await run(output)
+        await _check_output(bootstrap, output, count)
+        return measured
     finally:
         await _admin(bootstrap, delete=output)
+
+
+async def _check_output(bootstrap: str, output: str, count: int) -> None:
+    """The output topic holds ``count`` committed records, each the transformed input."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(output, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found = wrong = 0
+        expected = transform(RECORD)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            fetched = await consumer.getmany(timeout_ms=2000, max_records=50_000)
+            if not fetched:
+                break
+            for records in fetched.values():
+                found += len(records)
+                wrong += sum(r.value != expected for r in records)
+    finally:
+        await consumer.stop()
+    assert (found, wrong) == (count, 0), f"{output}: {found} records, {wrong} wrong, not {count}"
 
 
 async def _prepare(bootstrap: str, count: int) -> str:
@@ -208,7 +236,10 @@ def run() -> dict[str, Any]:
             for round_ in range(rounds):
                 runs["raw"].append(
                     await _measured(
-                        bootstrap, f"{topic}_raw{round_}", partial(_raw, bootstrap, topic, count)
+                        bootstrap,
+                        f"{topic}_raw{round_}",
+                        count,
+                        partial(_raw, bootstrap, topic, count),
                     )
                 )
                 for name, guarantee in (
@@ -216,7 +247,9 @@ def run() -> dict[str, Any]:
                     ("eo", DeliveryGuarantee.EXACTLY_ONCE),
                 ):
                     run = partial(_headwater, bootstrap, topic, count, guarantee)
-                    runs[name].append(await _measured(bootstrap, f"{topic}_{name}{round_}", run))
+                    runs[name].append(
+                        await _measured(bootstrap, f"{topic}_{name}{round_}", count, run)
+                    )
             rps = {name: statistics.median(r for r, _ in results) for name, results in runs.items()}
             cpu = {name: statistics.median(c for _, c in results) for name, results in runs.items()}
             return {

@@ -94,7 +94,9 @@ def build() -> StreamEnvironment:
     ).with_timestamp_assigner(lambda c, _ts: c["ts"])
     (
         env.from_source(
-            DataGenSource(click, count=CLICKS, rows_per_second=50_000, seed=42), watermarks, "clicks"
+            DataGenSource(click, count=CLICKS, rows_per_second=50_000, seed=42),
+            watermarks,
+            "clicks",
         )
         .uid("clicks")
         .key_by(lambda c: c["user"])
@@ -119,14 +121,18 @@ def build() -> StreamEnvironment:
 
 def summary(started: float, restored: bool) -> None:
     with sqlite3.connect(DATABASE) as db:
-        rows, events = db.execute("SELECT count(*), coalesce(sum(events), 0) FROM user_stats").fetchone()
+        rows, events = db.execute(
+            "SELECT count(*), coalesce(sum(events), 0) FROM user_stats"
+        ).fetchone()
         top = db.execute(
             "SELECT user_id, sum(events) AS n, max(last_seen) FROM user_stats"
             " GROUP BY user_id ORDER BY n DESC, user_id LIMIT 5"
         ).fetchall()
     how = "resumed from a checkpoint and finished" if restored else "finished"
     print(f"\nquickstart {how} in {time.monotonic() - started:.1f} s")
-    print(f"user_stats in {DATABASE}: {rows:,} rows (user x 10 s window), {events:,} clicks counted")
+    print(
+        f"user_stats in {DATABASE}: {rows:,} rows (user x 10 s window), {events:,} clicks counted"
+    )
     for user, n, last_seen in top:
         seen = datetime.fromtimestamp(last_seen / 1000, UTC).isoformat(timespec="milliseconds")
         print(f"  {user}: {n:,} clicks, last seen at {seen}")

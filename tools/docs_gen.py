@@ -238,10 +238,19 @@ def _options_schemas(ep: EntryPoint) -> dict[str, dict[str, Any]]:
 
 
 def options_table(schema: dict[str, Any]) -> str:
-    """A Markdown table of the properties of an object's JSON Schema."""
+    """A Markdown table of the properties of an object's JSON Schema.
+
+    Raises:
+        DocsError: a property has no description (every option must be described).
+    """
     properties: dict[str, dict[str, Any]] = schema.get("properties", {})
     if not properties:
         return "This connector has no options.\n"
+    if undescribed := [name for name, prop in properties.items() if not prop.get("description")]:
+        raise DocsError(
+            f"{schema.get('title', 'options')}: no description for {', '.join(undescribed)} "
+            "(give each field a docstring, a Field(description=...) or an Args: entry)"
+        )
     required = set(schema.get("required", []))
     definitions: dict[str, dict[str, Any]] = schema.get("$defs", {})
     lines = ["| option | type | default | description |", "|---|---|---|---|"]

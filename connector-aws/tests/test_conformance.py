@@ -1,4 +1,5 @@
-"""The connector-testing conformance suites: Kinesis source (with bad records), DynamoDB sink (with kills)."""
+"""The connector-testing conformance suites: Kinesis source (with bad records); DynamoDB, Kinesis and
+Firehose sinks (with kills), each read back append-only so that a duplicate shows."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aws_jobs
 import pytest
-from aws_helpers import client, client_options, put_all
+from aws_helpers import client, client_options, put_all, read_stream, scan_items
 from headwater.connectors.aws import (
-    DynamoDbSink,
-    DynamoDbSinkOptions,
-    DynamoDbWriteRequest,
     KinesisStreamsSource,
     KinesisStreamsSourceOptions,
 )
@@ -67,6 +66,7 @@ class KinesisSourceContext(SourceExternalContext):
         return KinesisStreamsSource(options, value_format=JsonFormat(on_error=policy))
 
 
+@pytest.mark.slow  # kinesis-mock takes about 0.5 s per 500-record PutRecords
 class TestKinesisSource(SourceTestSuiteBase):
     count = 600
 
@@ -77,8 +77,17 @@ class TestKinesisSource(SourceTestSuiteBase):
         return KinesisSourceContext(kinesis_service, kinesis_client, new_stream(2))
 
 
+@pytest.fixture
+def job_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kill tests run the job in a subprocess that imports aws_jobs from this directory."""
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    )
+
+
 class DynamoDbSinkContext(SinkExternalContext):
-    """A fresh table keyed by the number ``id``; records are ``{"id": n}``."""
+    """A fresh table keyed by a ``write_id`` per write (append-only); records are ``n``."""
 
     job_target = "aws_jobs:dynamodb_job"
 
@@ -88,27 +97,19 @@ class DynamoDbSinkContext(SinkExternalContext):
         self.dynamodb = client(service, "dynamodb")
         self.dynamodb.create_table(
             TableName=table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+            KeySchema=[{"AttributeName": "write_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "write_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
 
     def create_sink(self) -> Sink[Any]:
-        options = DynamoDbSinkOptions(table_name=self.table, client=client_options(self.service))
-        return DynamoDbSink(options, element_converter=_put_id)
+        return aws_jobs.dynamodb_sink(self.service.address, self.table)
 
     def read_back(self) -> list[Any]:
-        ids = []
-        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
-            ids.extend(int(item["id"]["N"]) for item in page["Items"])
-        return ids
+        return [int(item["n"]) for item in scan_items(self.dynamodb, self.table)]
 
     def job_params(self) -> dict[str, str]:
         return {"endpoint": self.service.address, "table": self.table}
-
-
-def _put_id(n: int) -> DynamoDbWriteRequest:
-    return DynamoDbWriteRequest.put({"id": n})
 
 
 class TestDynamoDbSink(SinkTestSuiteBase):
@@ -116,14 +117,85 @@ class TestDynamoDbSink(SinkTestSuiteBase):
 
     @pytest.fixture
     def external(
-        self,
-        dynamodb_service: RunningService,
-        unique_name: str,
-        monkeypatch: pytest.MonkeyPatch,
+        self, dynamodb_service: RunningService, unique_name: str, job_imports: None
     ) -> DynamoDbSinkContext:
-        # The kill test runs the job in a subprocess that imports aws_jobs from this directory.
-        here = str(Path(__file__).parent)
-        monkeypatch.setenv(
-            "PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-        )
         return DynamoDbSinkContext(dynamodb_service, unique_name)
+
+
+class KinesisSinkContext(SinkExternalContext):
+    """A fresh 2-shard stream; records are ``n`` as a line, read back from every shard."""
+
+    job_target = "aws_jobs:kinesis_job"
+
+    def __init__(self, service: RunningService, kinesis: Any, arn: str) -> None:
+        self.service = service
+        self.kinesis = kinesis
+        self.arn = arn
+
+    def create_sink(self) -> Sink[Any]:
+        return aws_jobs.kinesis_sink(self.service.address, self.arn)
+
+    def read_back(self) -> list[Any]:
+        return [int(record["Data"]) for record in read_stream(self.kinesis, self.arn)]
+
+    def job_params(self) -> dict[str, str]:
+        return {"endpoint": self.service.address, "stream": self.arn}
+
+
+class TestKinesisSink(SinkTestSuiteBase):
+    count = 1000
+
+    @pytest.fixture
+    def external(
+        self,
+        kinesis_service: RunningService,
+        kinesis_client: Any,
+        new_stream: Any,
+        job_imports: None,
+    ) -> KinesisSinkContext:
+        return KinesisSinkContext(kinesis_service, kinesis_client, new_stream(2))
+
+
+class FirehoseSinkContext(SinkExternalContext):
+    """A fresh DirectPut delivery stream into an S3 bucket of moto; records are ``n`` as a line."""
+
+    job_target = "aws_jobs:firehose_job"
+
+    def __init__(self, service: RunningService, name: str) -> None:
+        self.service = service
+        self.name = name
+        self.bucket = name.replace("_", "-")
+        self.s3 = client(service, "s3")
+        self.s3.create_bucket(Bucket=self.bucket)
+        client(service, "firehose").create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                "BucketARN": f"arn:aws:s3:::{self.bucket}",
+            },
+        )
+
+    def create_sink(self) -> Sink[Any]:
+        return aws_jobs.firehose_sink(self.service.address, self.name)
+
+    def read_back(self) -> list[Any]:
+        numbers: list[int] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                numbers.extend(int(line) for line in body.splitlines())
+        return numbers
+
+    def job_params(self) -> dict[str, str]:
+        return {"endpoint": self.service.address, "stream": self.name}
+
+
+class TestFirehoseSink(SinkTestSuiteBase):
+    count = 1000
+
+    @pytest.fixture
+    def external(
+        self, moto_service: RunningService, unique_name: str, job_imports: None
+    ) -> FirehoseSinkContext:
+        return FirehoseSinkContext(moto_service, unique_name)

@@ -60,6 +60,7 @@ def _assert_in_order(got: list[KinesisRecord], written: list[tuple[str, bytes]])
         assert by_key[key] == [d for k, d in written if k == key], f"order of {key}"
 
 
+@pytest.mark.slow
 def test_bounded_read_with_a_job_managed_consumer(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any, unique_name: str
 ) -> None:
@@ -75,6 +76,7 @@ def test_bounded_read_with_a_job_managed_consumer(
     assert _consumers(kinesis_client, arn) == [], "deregistered when the job ended"
 
 
+@pytest.mark.slow
 def test_resharding_and_restore_with_a_self_managed_consumer(
     kinesis_service: RunningService,
     kinesis_client: Any,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from headwater.connectors.aws import (
 )
 from headwater.connectors.aws._kinesis_api import KinesisApi
 from headwater.connectors.testing.pytest_plugin import RunningService
-from headwater.core import CheckpointConfig, CollectSink, ConfigurationError, StreamEnvironment
+from headwater.core import (
+    CheckpointConfig,
+    CollectSink,
+    ConfigurationError,
+    ExecutionConfig,
+    StreamEnvironment,
+)
+from headwater.core.testing import GatedSink, wait_for_metrics
 
 
 def _records(keys: int, per_key: int, offset: int = 0) -> list[tuple[str, bytes]]:
@@ -113,6 +121,7 @@ def _reshard(kinesis: Any, arn: str, step: int) -> None:
     wait_active(kinesis, arn)
 
 
+@pytest.mark.slow
 def test_resharding_with_restores_keeps_order_per_key(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any, tmp_path: Path
 ) -> None:
@@ -173,3 +182,42 @@ def test_resharding_with_restores_keeps_order_per_key(
         assert by_key[key] == [d for k, d in written if k == key], f"order of {key}"
     shards = kinesis.list_shards(StreamARN=arn)["Shards"]
     assert len(shards) > 6, "the stream was resharded"
+
+
+@pytest.mark.slow
+def test_millis_behind_latest_is_the_gap_to_the_newest_record(
+    kinesis_service: RunningService, kinesis_client: Any, new_stream: Any
+) -> None:
+    """Held back behind a gated sink, the reader is behind by the gap between the two writes;
+    once the sink takes records it catches up to 0."""
+    arn = new_stream(1)
+    put_all(kinesis_client, arn, _records(keys=1, per_key=50))
+    time.sleep(1.5)
+    put_all(kinesis_client, arn, _records(keys=1, per_key=50, offset=50))
+
+    async def run() -> tuple[Mapping[str, Any], Mapping[str, Any], list[KinesisRecord]]:
+        sink = GatedSink()
+        env = StreamEnvironment(
+            parallelism=1,
+            checkpointing=CheckpointConfig(interval=timedelta(milliseconds=200)),
+            execution=ExecutionConfig(batch_size=2, channel_capacity=1),
+        )
+        source = kinesis_record_source(kinesis_service, arn, records_per_fetch=2)
+        env.from_source(source, name="kinesis").sink_to(sink)
+        client = await env.execute_async("millisBehindLatest")
+        try:
+            behind = await wait_for_metrics(
+                client, "kinesis", lambda m: m.get("millisBehindLatest") is not None
+            )
+            sink.gate.set()
+            caught_up = await wait_for_metrics(
+                client, "kinesis", lambda m: m.get("millisBehindLatest") == 0
+            )
+        finally:
+            await client.cancel()
+        return behind, caught_up, sink.results()
+
+    behind, caught_up, _ = asyncio.run(run())
+    # The first fetches are of the first write: at least the 1.5 s gap behind the second.
+    assert behind["millisBehindLatest"] >= 1500, behind
+    assert caught_up["millisBehindLatest"] == 0

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aws_helpers import client, create_table_with_id, read_stream, scan_items
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import run_cli
 
-FUNCTIONS = '''
+FUNCTIONS = """
 def order(i, rng):
     return {"id": f"o{i}", "total": i * 3}
 
@@ -20,7 +21,7 @@ def customer(order):
 
 def label(order):
     return f"{order['id']}:{order['total']}"
-'''
+"""
 
 
 def client_table(service: RunningService) -> str:
@@ -42,6 +43,7 @@ def run(directory: Path, name: str, toml: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_kinesis_pipelines_write_and_read_a_stream(
     kinesis_service: RunningService, kinesis_client: Any, new_stream: Any, tmp_path: Path
 ) -> None:
@@ -93,6 +95,7 @@ def test_kinesis_pipelines_write_and_read_a_stream(
     assert sorted(lines) == sorted(f"o{i}:{i * 3}" for i in range(120))
 
 
+@pytest.mark.slow
 def test_a_dynamodb_pipeline_puts_items(
     dynamodb_service: RunningService, unique_name: str, tmp_path: Path
 ) -> None:

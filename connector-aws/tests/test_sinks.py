@@ -253,3 +253,62 @@ def test_dynamodb_sink_missing_table_fails_at_once(
         isinstance(e, FatalError) and "ResourceNotFoundException" in str(e)
         for e in _cause_chain(info.value)
     )
+
+
+# --- fail_on_error ------------------------------------------------------------------------
+
+
+def _failed_entry_error(info: pytest.ExceptionInfo[JobFailedError], connector: str) -> str:
+    fatal = [e for e in _cause_chain(info.value) if isinstance(e, FatalError)]
+    assert fatal, info.value
+    message = str(fatal[0])
+    assert message.startswith(f"{connector}: ") and "option 'fail_on_error' is set" in message
+    return message
+
+
+def test_kinesis_sink_fail_on_error_fails_at_the_first_failed_entry(
+    kinesis_service: RunningService,
+    kinesis_client: Any,
+    new_stream: Any,
+    fault_http_proxy_factory: Any,
+) -> None:
+    arn = new_stream(1)
+    proxy = fault_http_proxy_factory(kinesis_service.address, failure_rate=0.3, seed=7)
+    options = KinesisStreamsSinkOptions(
+        stream_arn=arn,
+        client=client_options(kinesis_service, proxy.url),
+        writer=AsyncSinkOptions(max_batch_size=100),
+        fail_on_error=True,
+    )
+    sent = [f"record-{i:04d}".encode() for i in range(500)]
+    env = StreamEnvironment(parallelism=1)
+    env.from_collection(sent).sink_to(KinesisStreamsSink(options))
+    with pytest.raises(JobFailedError) as info:
+        env.execute("kinesis sink, fail_on_error")
+    message = _failed_entry_error(info, "kinesis sink")
+    assert "ProvisionedThroughputExceededException" in message or "InternalFailure" in message
+    # The failed entries were not sent again: they are missing, and nothing is there twice.
+    data = Counter(r["Data"] for r in read_stream(kinesis_client, arn))
+    assert set(data) < set(sent) and max(data.values(), default=1) == 1
+    assert sum(s.failed for s in proxy.stats().values()) > 0
+
+
+def test_firehose_sink_fail_on_error_fails_at_the_first_failed_entry(
+    moto_service: RunningService, unique_name: str, fault_http_proxy_factory: Any
+) -> None:
+    s3, bucket = _delivery_stream(moto_service, unique_name)
+    proxy = fault_http_proxy_factory(moto_service.address, failure_rate=0.3, seed=3)
+    options = FirehoseSinkOptions(
+        delivery_stream_name=unique_name,
+        client=client_options(moto_service, proxy.url),
+        writer={"max_batch_size": 100},
+        fail_on_error=True,
+    )
+    sent = [f"event-{i:04d}\n".encode() for i in range(500)]
+    env = StreamEnvironment(parallelism=1)
+    env.from_collection(sent).sink_to(FirehoseSink(options))
+    with pytest.raises(JobFailedError) as info:
+        env.execute("firehose sink, fail_on_error")
+    _failed_entry_error(info, "firehose sink")
+    lines = Counter(_read_bucket(s3, bucket))
+    assert set(lines) < {s.rstrip(b"\n") for s in sent} and max(lines.values(), default=1) == 1

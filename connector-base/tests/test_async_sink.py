@@ -335,6 +335,7 @@ def test_options_json_schema_and_connector_defaults() -> None:
     schema = TypeAdapter(ServiceWriterOptions).json_schema()
     assert schema["properties"]["max_batch_size"] == {
         "default": 25,
+        "description": "the most entries per request.",
         "minimum": 1,
         "title": "Max Batch Size",
         "type": "integer",
@@ -380,3 +381,35 @@ def test_a_stop_with_savepoint_sends_nothing_it_saved(tmp_path: Path) -> None:
     assert len(delivered) > 500
     duplicates = sorted(n for n, count in collections.Counter(delivered).items() if count > 1)
     assert not duplicates, f"delivered twice: {duplicates[:20]}"
+
+
+class PoisonWriter(FakeWriter):
+    """Every request carrying the poison entry fails with a retryable error; the others succeed."""
+
+    POISON = "113"
+
+    async def submit_request_entries(self, entries: list[str]) -> SubmitResult[str]:
+        if self.POISON in entries:
+            self.requests.append(list(entries))
+            await asyncio.sleep(0.002)
+            raise RetryableError("throttled")
+        return await super().submit_request_entries(entries)
+
+
+async def test_retry_limit_counts_per_entry_while_other_requests_succeed(
+    make_context: Any,
+) -> None:
+    policy = RetryPolicy(max_attempts=3, backoff=Backoff(initial=timedelta(milliseconds=1)))
+    writer = PoisonWriter(
+        make_context(),
+        delay=0.002,
+        options=opts(max_batch_size=1, max_in_flight_requests=2, retry_policy=policy),
+    )
+    # Multi-digit strings: distinct objects (CPython shares one-character strings).
+    await writer.write_batch(range(100, 160))
+    with pytest.raises(RetryableError, match="throttled") as info:
+        await writer.flush(True)
+    poison_attempts = [r for r in writer.requests if PoisonWriter.POISON in r]
+    assert len(poison_attempts) == 3
+    assert "gave up after 3 attempt(s)" in info.value.__notes__[0]
+    assert PoisonWriter.POISON not in writer.delivered

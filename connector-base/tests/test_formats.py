@@ -118,7 +118,10 @@ def test_timestamped_decoding_keeps_each_value_with_its_timestamp() -> None:
     )
     assert good == ([1, 2, 3], [10, 20, None])  # all good: positions are never computed
     values, kept = fmt.deserialize_timestamped(
-        [b"1", b"{bad", b"3", b"nope"], [10, 20, 30, 40], position=lambda i: f"at-{i}", errors=errors
+        [b"1", b"{bad", b"3", b"nope"],
+        [10, 20, 30, 40],
+        position=lambda i: f"at-{i}",
+        errors=errors,
     )
     assert (values, kept) == ([1, 3], [10, 30])  # the bad ones leave with their timestamps
     assert [letter.position for letter in letters] == ["at-1", "at-3"]

@@ -1,42 +1,36 @@
 """Fixtures: a fresh database per test module on SQLite, PostgreSQL and MariaDB.
 
-PostgreSQL and MariaDB are the servers from ``HEADWATER_POSTGRES_URL`` / ``HEADWATER_MARIADB_URL``
-(default: the pre-started local servers); each test module gets its own ``hw_<random>`` database,
-dropped at the end.
+PostgreSQL and MariaDB are brought up by ``tools/services`` through connector-testing's
+``postgres_service`` / ``mariadb_service`` fixtures, as on a fresh CI machine: a server the
+machine already runs is used (or the one ``HEADWATER_POSTGRES_URL`` / ``HEADWATER_MARIADB_URL``
+names), a stopped one is started, a missing one installed. Each test module gets its own
+``hw_<random>`` database, dropped at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core._metrics import MetricRegistry
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import URL, Engine
 
-SERVERS = {
-    "postgresql": (
-        os.environ.get("HEADWATER_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-        "postgresql+psycopg",
-    ),
-    "mariadb": (
-        os.environ.get("HEADWATER_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"),
-        "mysql+pymysql",
-    ),
-}
+DRIVERS = {"postgresql": "postgresql+psycopg", "mariadb": "mysql+pymysql"}
+"""The SQLAlchemy driver of each server dialect."""
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 _tables = itertools.count()
 
 
-def server_url(dialect: str, database: str | None = None) -> URL:
-    raw, driver = SERVERS[dialect]
-    url = make_url(raw).set(drivername=driver)
+def server_url(service: RunningService, dialect: str, database: str | None = None) -> URL:
+    """The SQLAlchemy URL of ``service`` (its ``test`` database, or ``database``)."""
+    url = make_url(service.address).set(drivername=DRIVERS[dialect])
     return url if database is None else url.set(database=database)
 
 
@@ -66,15 +60,23 @@ class Db:
 
 
 @pytest.fixture(scope="module")
-def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Db]]:
+def databases(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_service: RunningService,
+    mariadb_service: RunningService,
+) -> Iterator[dict[str, Db]]:
     name = f"hw_{uuid.uuid4().hex[:10]}"
     dbs: dict[str, Db] = {}
-    admins = {d: create_engine(server_url(d), isolation_level="AUTOCOMMIT") for d in SERVERS}
+    services = {"postgresql": postgres_service, "mariadb": mariadb_service}
+    admins = {
+        d: create_engine(server_url(service, d), isolation_level="AUTOCOMMIT")
+        for d, service in services.items()
+    }
     try:
         for dialect, admin in admins.items():
             with admin.connect() as connection:
                 connection.execute(text(f"CREATE DATABASE {name}"))
-            dbs[dialect] = Db(dialect, server_url(dialect, name))
+            dbs[dialect] = Db(dialect, server_url(services[dialect], dialect, name))
         path = Path(tmp_path_factory.mktemp("sqlite")) / "test.db"
         dbs["sqlite"] = Db("sqlite", make_url(f"sqlite:///{path}"))
         yield dbs

@@ -9,10 +9,10 @@ import pytest
 from headwater.core import ConfigurationError, load_pipeline
 from headwater.core.testing import run_cli
 
-FUNCTIONS = '''
+FUNCTIONS = """
 def order(i, rng):
     return {"id": i % 10, "total": i}
-'''
+"""
 
 
 def pipeline(directory: Path, url: str, table: str, extra: str = "") -> Path:
@@ -46,6 +46,7 @@ def pipeline(directory: Path, url: str, table: str, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_pipeline_upserts_into_the_database(db, tmp_path: Path) -> None:
     table = db.table("orders")
     db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, total INTEGER NOT NULL)")
@@ -60,6 +61,8 @@ def test_a_pipeline_upserts_into_the_database(db, tmp_path: Path) -> None:
 def test_an_invalid_option_is_named_and_the_password_is_not_shown(tmp_path: Path) -> None:
     url = "postgresql+psycopg://writer:s3cret-pw@127.0.0.1:5432/shop"
     path = pipeline(tmp_path, url, "orders", extra='batch_interval = "often"')
-    with pytest.raises(ConfigurationError, match=r"\[sink\] options \(jdbc\): jdbc sink: option 'batch_interval'") as caught:
+    with pytest.raises(
+        ConfigurationError, match=r"\[sink\] options \(jdbc\): jdbc sink: option 'batch_interval'"
+    ) as caught:
         load_pipeline(path)
     assert "s3cret-pw" not in str(caught.value)

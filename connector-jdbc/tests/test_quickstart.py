@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
 
 
@@ -16,6 +18,7 @@ def clicks_counted(cwd: Path) -> int:
         return int(db.execute("SELECT sum(events) FROM user_stats").fetchone()[0])
 
 
+@pytest.mark.slow
 def test_quickstart_runs_and_resumes_after_a_kill(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, str(QUICKSTART)],

@@ -57,6 +57,16 @@ async def read_all(
     bootstrap: str, topic: str, *, committed_only: bool = True, idle_ms: int = 1500
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every ``(key, value)`` of ``topic`` up to its end, partition by partition."""
+    records = await read_partitioned(
+        bootstrap, topic, committed_only=committed_only, idle_ms=idle_ms
+    )
+    return [(key, value) for _, key, value in records]
+
+
+async def read_partitioned(
+    bootstrap: str, topic: str, *, committed_only: bool = True, idle_ms: int = 1500
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every ``(partition, key, value)`` of ``topic`` up to its end, partition by partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -71,13 +81,13 @@ async def read_all(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        out: list[tuple[bytes | None, bytes | None]] = []
+        out: list[tuple[int, bytes | None, bytes | None]] = []
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=idle_ms, max_records=10_000)
             if not batch:
                 break
             for records in batch.values():
-                out.extend((r.key, r.value) for r in records)
+                out.extend((r.partition, r.key, r.value) for r in records)
         return out
     finally:
         await consumer.stop()

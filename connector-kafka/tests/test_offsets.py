@@ -19,7 +19,8 @@ from headwater.connectors.kafka import (
     SpecificOffsets,
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
-from headwater.core import CheckpointConfig, CollectSink, StreamEnvironment
+from headwater.core import CheckpointConfig, CollectSink, ExecutionConfig, StreamEnvironment
+from headwater.core.testing import GatedSink, wait_for_metrics
 
 from .kafka_helpers import add_partitions, create_topic, produce
 
@@ -192,3 +193,48 @@ async def test_new_partitions_are_discovered(
         await asyncio.sleep(0.1)
     await client.cancel()
     assert set(sink.results()) == expected
+
+
+async def test_pending_records_and_commit_metrics(
+    kafka_service: RunningService, unique_name: str
+) -> None:
+    """``pendingRecords`` is the lag behind the partition's end; commits are counted."""
+    b = kafka_service.address
+    await create_topic(b, unique_name, 1)
+    await produce(b, unique_name, [b"%d" % i for i in range(1000)], partitions=1)
+    source = KafkaSource(
+        KafkaSourceOptions(
+            bootstrap_servers=b,
+            topics=[unique_name],
+            group_id=f"{unique_name}_group",
+            max_records_per_fetch=10,
+        ),
+        record_deserializer=lambda r: r.value,
+    )
+    env = StreamEnvironment(
+        parallelism=1,
+        checkpointing=CheckpointConfig(interval=timedelta(milliseconds=100)),
+        execution=ExecutionConfig(batch_size=10, channel_capacity=1),
+    )
+    sink = GatedSink()
+    env.from_source(source, name="kafka").sink_to(sink)
+    client = await env.execute_async("lag")
+    try:
+        # The sink holds everything back: the reader stops a few fetches in, behind the end.
+        held = await wait_for_metrics(client, "kafka", lambda m: (m.get("pendingRecords") or 0) > 0)
+        assert 900 <= held["pendingRecords"] <= 1000, held
+        assert held.get("commitsSucceeded", 0) == 0, "nothing checkpointed yet, nothing committed"
+        sink.gate.set()
+        caught_up = await wait_for_metrics(
+            client,
+            "kafka",
+            lambda m: m.get("pendingRecords") == 0 and (m.get("commitsSucceeded") or 0) >= 1,
+        )
+        assert caught_up["commitsFailed"] == 0, caught_up
+        for _ in range(600):
+            if len(sink.results()) == 1000:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(sink.results(), key=int) == [b"%d" % i for i in range(1000)]
+    finally:
+        await client.cancel()

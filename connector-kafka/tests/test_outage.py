@@ -127,6 +127,7 @@ async def _copy_through_outage(
         await client.cancel()
 
 
+@pytest.mark.slow
 async def test_at_least_once_across_a_broker_restart(
     broker: RestartableBroker, unique_name: str
 ) -> None:
@@ -139,6 +140,7 @@ async def test_at_least_once_across_a_broker_restart(
     assert got.keys() == written.keys()  # duplicates allowed
 
 
+@pytest.mark.slow
 async def test_exactly_once_across_a_frozen_broker(
     broker: RestartableBroker, unique_name: str
 ) -> None:

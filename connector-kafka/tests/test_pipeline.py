@@ -7,20 +7,22 @@ import textwrap
 from pathlib import Path
 
 import orjson
+import pytest
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import run_cli
 
 from .kafka_helpers import create_topic, produce, read_all
 
-FUNCTIONS = '''
+FUNCTIONS = """
 def tag(order):
     return {**order, "big": order["total"] > 50}
 
 def key(order):
     return str(order["id"]).encode()
-'''
+"""
 
 
+@pytest.mark.slow
 def test_a_pipeline_reads_transforms_and_writes_topics(
     kafka_service: RunningService, unique_name: str, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from headwater.connectors.kafka import (
     KafkaRecordSerializer,
     KafkaSink,
@@ -24,6 +25,7 @@ from headwater.core import (
 from .kafka_helpers import create_topic, produce, read_all
 
 
+@pytest.mark.slow
 async def test_exactly_once_across_a_restart_in_process(
     kafka_service: RunningService, unique_name: str
 ) -> None:

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from aiokafka.partitioner import murmur2
 from headwater.connectors.kafka import (
     KafkaRecord,
     KafkaRecordSerializer,
@@ -18,7 +19,7 @@ from headwater.connectors.kafka import (
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import CheckpointConfig, CollectSink, DeliveryGuarantee, StreamEnvironment
 
-from .kafka_helpers import create_topic, produce, read_all
+from .kafka_helpers import create_topic, produce, read_partitioned
 
 
 def values(n: int, prefix: str = "v") -> list[bytes]:
@@ -84,10 +85,32 @@ async def test_sink_modes_write_everything(
     )
     env.from_collection(records).rebalance().sink_to(sink)
     await run(env)
-    got = await read_all(bootstrap, unique_name)
-    assert Counter(v for _, v in got) == Counter(str(i).encode() for i in range(2000))
-    # murmur2 key partitioning: a key always lands in one partition
-    assert {k for k, _ in got} == {str(i).encode() for i in range(7)}
+    got = await read_partitioned(bootstrap, unique_name)
+    assert Counter(v for _, _, v in got) == Counter(str(i).encode() for i in range(2000))
+    assert {k for _, k, _ in got} == {str(i).encode() for i in range(7)}
+    assert {p for p, _, _ in got} == {0, 1}, "the keys spread over both partitions"
+    # A key lands in the partition the Java client picks: murmur2(key) made positive, mod 2.
+    for partition, key, value in got:
+        assert key is not None
+        assert partition == (murmur2(key) & 0x7FFFFFFF) % 2, (key, value, partition)
+
+
+@pytest.mark.parametrize(
+    ("key", "java_hash"),
+    [  # Utils.murmur2 of the Java client (from its UtilsTest; Akka's Murmur2Spec checks 1..12345)
+        (b"21", -973932308),
+        (b"foobar", -790332482),
+        (b"a-little-bit-long-string", -985981536),
+        (b"a-little-bit-longer-string", -1486304829),
+        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+        (b"abc", 479470107),
+        (b"1", -1993445489),
+        (b"12345", -1188365604),
+    ],
+)
+def test_murmur2_is_the_java_clients(key: bytes, java_hash: int) -> None:
+    """The hash the partition test relies on is the Java client's (as a signed 32-bit int)."""
+    assert murmur2(key) & 0xFFFFFFFF == java_hash & 0xFFFFFFFF
 
 
 def test_kafka_record_is_frozen() -> None:

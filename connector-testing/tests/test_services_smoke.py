@@ -16,7 +16,7 @@ import boto3
 import pytest
 from headwater.connectors.testing.pytest_plugin import RunningService
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # each starts a server
 
 
 # --- databases -----------------------------------------------------------------------

@@ -18,7 +18,9 @@ from headwater.core import (
     CommitRequest,
     Committer,
     CommittingSinkWriter,
+    ConfigurationError,
     DataGenSource,
+    DiscardingSink,
     ExecutionConfig,
     FixedDelayRestart,
     JobFailedError,
@@ -454,3 +456,41 @@ def test_stop_with_savepoint_holds_back_async_results_past_it(tmp_path: Path) ->
     assert len(written) > 100
     duplicates = [v for v, n in Counter(written).items() if n > 1]
     assert not duplicates, f"written twice: {sorted(duplicates)[:20]}"
+
+
+def _unbounded_job(
+    sink: Sink[Any], checkpointing: CheckpointConfig | None = None
+) -> StreamEnvironment:
+    env = StreamEnvironment(parallelism=1, checkpointing=checkpointing)
+    env.from_source(DataGenSource(lambda i, _rng: i), name="endless").sink_to(sink)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("sink", "guarantee"),
+    [
+        (lambda tmp: FileAppendSink(tmp), "at_least_once"),
+        (lambda tmp: FileTwoPhaseSink(tmp), "exactly_once"),
+    ],
+    ids=["at-least-once", "exactly-once"],
+)
+def test_a_guaranteeing_sink_behind_an_unbounded_source_needs_checkpoints(
+    tmp_path: Path, sink: Any, guarantee: str
+) -> None:
+    """Without checkpoints such a sink would never commit (or never be replayed): refused."""
+    env = _unbounded_job(sink(tmp_path))
+    with pytest.raises(ConfigurationError) as info:
+        env.build()
+    message = str(info.value)
+    assert f"configured for {guarantee}" in message
+    assert "unbounded source (endless)" in message
+    assert "CheckpointConfig(interval=...)" in message
+    # With checkpoints it is accepted, and a sink that guarantees nothing needs none.
+    _unbounded_job(sink(tmp_path), CheckpointConfig(interval=timedelta(seconds=1))).build()
+    _unbounded_job(DiscardingSink()).build()
+
+
+def test_a_bounded_source_needs_no_checkpoints_for_any_sink(tmp_path: Path) -> None:
+    env = StreamEnvironment(parallelism=1)
+    env.from_collection([1, 2, 3]).sink_to(FileTwoPhaseSink(tmp_path))
+    env.build()

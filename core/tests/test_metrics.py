@@ -76,3 +76,16 @@ def test_prometheus_endpoint_serves_flip33_metrics_while_the_job_runs() -> None:
         if line.startswith("headwater_numRecordsOut{") and 'operator="events"' in line
     ]
     assert records_out and records_out[0] > 0
+
+
+def test_operator_totals_sum_subtasks_not_their_child_groups() -> None:
+    from headwater.core._runtime._executor import operator_totals
+
+    registry = MetricRegistry()
+    for subtask, lags in (("0", [3, 4]), ("1", [5])):
+        group = registry.group({"job": "j", "operator": "source", "subtask": subtask})
+        group.gauge("pendingRecords", lambda lags=lags: sum(lags))
+        for partition, lag in enumerate(lags):
+            child = group.add_group("partition", str(partition))
+            child.gauge("pendingRecords", lambda lag=lag: lag)
+    assert operator_totals(registry) == {"source": {"pendingRecords": 12}}

@@ -94,6 +94,7 @@ def test_scaffold_passes_lint(workspace: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_scaffold_builds_installs_and_passes_its_tests(workspace: Path, tmp_path: Path) -> None:
     assert new_connector.main(["--root", str(workspace), "widget"]) == 0
     minor = load(workspace).current_minor
@@ -201,7 +202,13 @@ class Color(enum.Enum):
 class Options(BaseModel):
     host: str = Field(description="The host | or IP.")
     timeout: timedelta = Field(default=timedelta(seconds=5), description="Per request.")
-    color: Color = Color.RED
+    color: Color = Field(default=Color.RED, description="The color.")
+    tags: list[str] | None = Field(default=None, description="Labels.")
+
+
+class Undescribed(BaseModel):
+    host: str = Field(description="The host.")
+    port: int = 1
     tags: list[str] | None = None
 
 
@@ -212,10 +219,15 @@ def test_options_table_from_a_json_schema() -> None:
         "|---|---|---|---|",
         "| `host` | string | required | The host \\| or IP. |",
         '| `timeout` | duration (ISO 8601, such as PT30S) | `"PT5S"` | Per request. |',
-        '| `color` | `"red"` or `"blue"` | `"red"` |  |',
-        "| `tags` | list of string or none | `null` |  |",
+        '| `color` | `"red"` or `"blue"` | `"red"` | The color. |',
+        "| `tags` | list of string or none | `null` | Labels. |",
     ]
     assert docs_gen.options_table({}) == "This connector has no options.\n"
+
+
+def test_an_option_without_a_description_fails_the_docs() -> None:
+    with pytest.raises(docs_gen.DocsError, match="Undescribed: no description for port, tags"):
+        docs_gen.options_table(TypeAdapter(Undescribed).json_schema())
 
 
 def test_a_connector_gets_one_options_table_per_role() -> None:

@@ -25,6 +25,8 @@ from tools.new_connector import BUILD_HOOK, BUILD_HOOK_LINK
 from tools.versioning import CoreMinor
 from tools.workspace import REPOSITORY, load
 
+pytestmark = pytest.mark.slow  # builds wheels and installs them with pip
+
 DATA = """\
 lockstep = ["core", "connector-base"]
 

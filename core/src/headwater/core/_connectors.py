@@ -8,11 +8,15 @@ A distribution registers its connectors in the entry-point group ``headwater.con
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 __all__ = ["ENTRY_POINT_GROUP", "ConnectorSpec", "InstalledConnector", "installed_connectors"]
 
@@ -56,43 +60,34 @@ class InstalledConnector:
     error: str | None = None
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:4])
-
-
-_OPS = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "==": lambda a, b: a[: len(b)] == b,
-    "!=": lambda a, b: a[: len(b)] != b,
-}
+_CORE = canonicalize_name("headwater-core")
 
 
 def satisfies(version: str, specifier: str) -> bool:
-    """Whether ``version`` meets a comma-separated specifier such as ``>=0.1,<0.2``."""
-    current = _version_tuple(version)
-    for clause in filter(None, (c.strip() for c in specifier.split(","))):
-        match = re.match(r"(>=|<=|==|!=|>|<)\s*([\w.]+)", clause)
-        if match is None:
-            return False
-        op, bound = match.groups()
-        width = max(len(current), len(_version_tuple(bound)))
-        a = current + (0,) * (width - len(current))
-        b = _version_tuple(bound)
-        if op not in ("==", "!="):
-            b = b + (0,) * (width - len(b))
-        if not _OPS[op](a, b):
-            return False
-    return True
+    """Whether ``version`` meets a PEP 440 specifier such as ``>=0.1,<0.2`` or ``~=0.1.0``.
+
+    Versions compare as PEP 440 says: ``0.1.0rc1`` comes before ``0.1`` (it does not meet
+    ``>=0.1``), and a pre-release is not refused for being one (``0.2.0rc1`` meets ``>=0.1``). An
+    invalid version or specifier meets nothing.
+    """
+    try:
+        return SpecifierSet(specifier).contains(Version(version), prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        return False
 
 
 def _core_requirement(distribution: str) -> str | None:
-    for requirement in metadata.requires(distribution) or []:
-        match = re.match(r"headwater-core\s*\(?([^;)]*)\)?", requirement)
-        if match and not requirement.startswith("headwater-core-"):
-            return match.group(1).strip()
+    """The specifier of ``distribution``'s requirement on headwater-core (extras allowed)."""
+    for line in metadata.requires(distribution) or []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != _CORE:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # needed only with one of the distribution's extras
+        return str(requirement.specifier)
     return None
 
 
@@ -103,7 +98,9 @@ def installed_connectors() -> list[InstalledConnector]:
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         distribution = entry.dist.name if entry.dist is not None else "unknown"
         version = entry.dist.version if entry.dist is not None else "unknown"
-        requirement = None if distribution == "headwater-core" else _core_requirement(distribution)
+        requirement = (
+            None if canonicalize_name(distribution) == _CORE else _core_requirement(distribution)
+        )
         compatible = requirement is None or satisfies(core_version, requirement)
         try:
             spec = entry.load()

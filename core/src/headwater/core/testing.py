@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from headwater.core._builtins import CollectionSource, CollectSink, RangeSplit
 from headwater.core._metrics import MetricRegistry
 from headwater.core._runtime._context import BlockingPool, OperatorContext
+from headwater.core._runtime._executor import JobClient
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
 from headwater.core._sink import (
     CommitRequest,
@@ -45,6 +46,7 @@ __all__ = [
     "EmitWatermark",
     "FileAppendSink",
     "FileTwoPhaseSink",
+    "GatedSink",
     "KillReport",
     "ScriptedSource",
     "SlowCommitSink",
@@ -53,6 +55,7 @@ __all__ = [
     "operator_context",
     "read_records",
     "run_cli",
+    "wait_for_metrics",
 ]
 
 _IN_PROGRESS = ".in-progress"
@@ -391,3 +394,65 @@ class SlowCommitSink(CollectSink[Any]):
                 await inner.commit(requests)
 
         return _Slow()
+
+
+class GatedSink(CollectSink[Any]):
+    """A :class:`CollectSink` whose writers take no record until :attr:`gate` is set.
+
+    The job backs up behind it, so tests can watch a source fall behind (lag metrics) and catch
+    up once the gate opens. Create it inside the running event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        """Set it to let records through."""
+
+    @override
+    def create_writer(self, context: WriterInitContext) -> CommittingSinkWriter[Any, str]:
+        return _GatedWriter(super().create_writer(context), self.gate)
+
+
+class _GatedWriter(CommittingSinkWriter[Any, str]):
+    def __init__(self, inner: CommittingSinkWriter[Any, str], gate: asyncio.Event) -> None:
+        self._inner = inner
+        self._gate = gate
+
+    async def write_batch(self, records: Sequence[Any]) -> None:
+        await self._gate.wait()
+        await self._inner.write_batch(records)
+
+    async def flush(self, end_of_input: bool) -> None:
+        await self._inner.flush(end_of_input)
+
+    def snapshot_state(self, checkpoint_id: int) -> list[Any]:
+        return self._inner.snapshot_state(checkpoint_id)
+
+    async def prepare_commit(self) -> list[str]:
+        return await self._inner.prepare_commit()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+async def wait_for_metrics(
+    client: JobClient,
+    operator: str,
+    condition: Callable[[Mapping[str, Any]], bool],
+    *,
+    timeout: float = 60.0,
+) -> Mapping[str, Any]:
+    """Poll a running job's metrics of ``operator`` until ``condition`` holds; return them.
+
+    Raises:
+        AssertionError: ``condition`` did not hold within ``timeout`` seconds (the last metrics
+            are in the message).
+    """
+    metrics: Mapping[str, Any] = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        metrics = client.metrics().get(operator, {})
+        if condition(metrics):
+            return metrics
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"metrics of {operator!r} never met the condition: {dict(metrics)}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import accumulate, islice
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from headwater.connectors.base._options import OptionsModel
 from headwater.connectors.base._rate_limiting import (
@@ -114,7 +114,10 @@ class AsyncSinkOptions(OptionsModel):
         """
         if field not in cls.model_fields:
             raise TypeError(f"{cls.__name__} has no field {field!r}")
-        return FieldInfo.merge_field_infos(cls.model_fields[field], default=value)
+        declared = cls.model_fields[field]
+        # The declaration as Annotated metadata: its constraints and description, a new default.
+        annotated: Any = Annotated[declared.annotation, declared]
+        return FieldInfo.from_annotated_attribute(annotated, value)
 
     @model_validator(mode="before")
     @classmethod
@@ -263,8 +266,9 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
     buffered, when the oldest entry has waited ``max_time_in_buffer``, and at the end of input.
     Entries returned by :meth:`SubmitResult.retry` go back to the front of the buffer and count in
     ``numRecordsSendErrors``. A request raising an error the classifier calls retryable is sent
-    again after a backoff (the strategy is told it was throttled); a fatal error, an exhausted
-    retry policy or :meth:`SubmitResult.fail` fails the task at the next ``write_batch`` or
+    again after a backoff (the strategy is told it was throttled); the retry policy's limits count
+    per entry, so an entry that keeps failing gives up while other requests succeed. A fatal
+    error, an exhausted retry policy or :meth:`SubmitResult.fail` fails the task at the next ``write_batch`` or
     ``flush``.
 
     Metrics (FLIP-33): ``numRecordsOut`` and ``numBytesOut`` (entries and bytes accepted by the
@@ -301,8 +305,9 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         self._error: BaseException | None = None
         self._flushing = False
         self._suspended = False
-        self._failures = 0
-        self._first_failure_at = 0.0
+        # Failed attempts per entry (by identity) and when its first one started: a request that
+        # keeps failing reaches the retry policy's limits while others succeed.
+        self._failures: dict[int, tuple[int, float]] = {}
         self._records_out = 0
         self._send_time_ms: float | None = None
         group = context.metric_group
@@ -491,7 +496,7 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
                 else:
                     failed = entries
             else:  # includes the client's own timeouts, classified like any error
-                backoff = self._retry_delay(exc, started)
+                backoff = self._retry_delay(exc, entries, started)
                 if backoff is None:
                     fatal = exc
                 else:
@@ -501,7 +506,6 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
                 fatal = result.error
             else:
                 failed = result.retry_entries
-                self._failures = 0
         self._send_time_ms = (time.monotonic() - started) * 1000.0
         whole_failed = failed is entries
         self._strategy.register_completed_request(
@@ -512,6 +516,8 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
             self._fail(fatal)
             return
         delivered = len(entries) - len(failed)
+        if delivered and self._failures:
+            self._forget_failures(entries, failed)
         if delivered:
             self._records_out += delivered
             self._bytes_out.inc(nbytes - sum(map(self.size_in_bytes, failed)))
@@ -522,19 +528,36 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
             if self._error is None:
                 self._enqueue(list(failed), started - self._max_time, front=True)
 
-    def _retry_delay(self, error: BaseException, started: float) -> float | None:
+    def _retry_delay(
+        self, error: BaseException, entries: Sequence[E], started: float
+    ) -> float | None:
+        """The backoff before ``entries`` are sent again, or ``None`` to give up.
+
+        Counts one more failed attempt for each entry; the request's attempt is its most-tried
+        entry's, and its elapsed time runs from that entry set's earliest first failure.
+        """
         if self.classify(error) is ErrorClass.FATAL:
             return None
-        if self._failures == 0:
-            self._first_failure_at = started
-        self._failures += 1
+        failures = self._failures
+        attempt, since = 0, started
+        for entry in entries:
+            count, first = failures.get(id(entry), (0, started))
+            failures[id(entry)] = (count + 1, first)
+            attempt, since = max(attempt, count + 1), min(since, first)
         policy = self.options.retry_policy
-        elapsed = time.monotonic() - self._first_failure_at
-        delay = policy.next_delay(error, self._failures, elapsed)
+        elapsed = time.monotonic() - since
+        delay = policy.next_delay(error, attempt, elapsed)
         if delay is None:
-            error.add_note(policy.give_up_note(error, self._failures, elapsed))
+            error.add_note(policy.give_up_note(error, attempt, elapsed))
             return None
         return delay.total_seconds()
+
+    def _forget_failures(self, entries: Sequence[E], failed: Sequence[E]) -> None:
+        """Drop the failure counts of the delivered ``entries`` (all but ``failed``)."""
+        kept = {id(entry) for entry in failed}
+        for entry in entries:
+            if id(entry) not in kept:
+                self._failures.pop(id(entry), None)
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:

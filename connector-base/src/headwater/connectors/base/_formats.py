@@ -337,13 +337,17 @@ class CsvFormat(Format[Any]):
     ) -> None:
         super().__init__(on_error=on_error)
         if len(delimiter) != 1:
-            raise ConfigurationError(f"CsvFormat: delimiter must be one character, got {delimiter!r}")
+            raise ConfigurationError(
+                f"CsvFormat: delimiter must be one character, got {delimiter!r}"
+            )
         self.fieldnames = tuple(fieldnames) if fieldnames is not None else None
         self.delimiter = delimiter
 
     def decode(self, payload: bytes) -> Any:
         """Parse one row."""
-        rows = list(csv.reader([bytes(payload).decode("utf-8")], delimiter=self.delimiter, strict=True))
+        rows = list(
+            csv.reader([bytes(payload).decode("utf-8")], delimiter=self.delimiter, strict=True)
+        )
         if len(rows) != 1:
             raise ValueError(f"expected one row, got {len(rows)}")
         row = rows[0]

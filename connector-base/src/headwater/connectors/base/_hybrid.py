@@ -134,7 +134,9 @@ class HybridSource(Source[T, HybridSplit, HybridEnumeratorState]):
     def __init__(self, first: AnySource, *then: AnySource | SourceSwitch) -> None:
         chain: list[AnySource | SourceSwitch] = [first, *then]
         if not isinstance(first, Source):
-            raise ConfigurationError("HybridSource: the first source must be a Source, not a SourceSwitch")
+            raise ConfigurationError(
+                "HybridSource: the first source must be a Source, not a SourceSwitch"
+            )
         for index, entry in enumerate(chain[:-1]):
             if _boundedness(entry) is not Boundedness.BOUNDED:
                 raise ConfigurationError(
@@ -191,7 +193,11 @@ class HybridSource(Source[T, HybridSplit, HybridEnumeratorState]):
 
         def to_json(split: HybridSplit) -> Any:
             source = self.source_at(split.source_index, split.start_position)
-            return [split.source_index, split.start_position, _encode(source.split_serializer(), split.split)]
+            return [
+                split.source_index,
+                split.start_position,
+                _encode(source.split_serializer(), split.split),
+            ]
 
         def from_json(_version: int, data: Any) -> HybridSplit:
             source = self.source_at(data[0], data[1])
@@ -248,7 +254,10 @@ class _SubContext:
     def assign_splits(self, assignment: Mapping[int, Sequence[Any]], /) -> None:
         index, position = self._index, self._position
         self._parent.assign_splits(
-            {sub: [HybridSplit(index, s, position) for s in splits] for sub, splits in assignment.items()}
+            {
+                sub: [HybridSplit(index, s, position) for s in splits]
+                for sub, splits in assignment.items()
+            }
         )
 
     def signal_no_more_splits(self, subtask_index: int, /) -> None:
@@ -339,7 +348,10 @@ class _HybridEnumerator(SplitEnumerator[HybridSplit, HybridEnumeratorState]):
             if event.index != self.index:
                 return
             self._finished.add(subtask_index)
-            if len(self._finished) == self.context.parallelism and self.index < self.hybrid.last_index:
+            if (
+                len(self._finished) == self.context.parallelism
+                and self.index < self.hybrid.last_index
+            ):
                 self._switch()
         elif isinstance(event, _SubEvent) and event.index == self.index:
             self.enumerator.handle_source_event(subtask_index, event.event)
@@ -420,7 +432,9 @@ class _HybridReader(SourceReader[T, HybridSplit]):
         elif isinstance(event, _NoMoreSplits):
             if event.index == self._index and self._reader is not None:
                 self._reader.notify_no_more_splits()
-        elif isinstance(event, _SubEvent) and event.index == self._index and self._reader is not None:
+        elif (
+            isinstance(event, _SubEvent) and event.index == self._index and self._reader is not None
+        ):
             self._reader.handle_source_event(event.event)
 
     def _switch(self, event: _SwitchSource) -> None:
@@ -439,7 +453,9 @@ class _HybridReader(SourceReader[T, HybridSplit]):
             reader.notify_no_more_splits()
         self._starting = asyncio.get_running_loop().create_task(self._start(previous, reader))
 
-    async def _start(self, previous: SourceReader[T, Any] | None, reader: SourceReader[T, Any]) -> None:
+    async def _start(
+        self, previous: SourceReader[T, Any] | None, reader: SourceReader[T, Any]
+    ) -> None:
         try:
             if previous is not None:
                 await previous.close()
@@ -476,7 +492,9 @@ class _HybridReader(SourceReader[T, HybridSplit]):
         current: list[HybridSplit] = []
         if self._reader is not None:
             index, position = self._index, self._position
-            current = [HybridSplit(index, s, position) for s in self._reader.snapshot_state(checkpoint_id)]
+            current = [
+                HybridSplit(index, s, position) for s in self._reader.snapshot_state(checkpoint_id)
+            ]
         return current + self._pending
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 from headwater.core import ConfigurationError
@@ -16,10 +18,29 @@ class OptionsModel(BaseModel):
     Subclasses declare fields with types and defaults (``timedelta`` for durations, ``None`` for
     "not set") and cross-field rules with ``@model_validator(mode="after")`` raising ``ValueError``.
     The error message names the model and the option; the docs' options tables are generated from
-    the model's JSON Schema.
+    the model's JSON Schema. A field's description there is its ``Field(description=...)``, else
+    the docstring under its declaration, else its entry in the class docstring's ``Args:``
+    section; the docs build fails on a field with none.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Describe the fields without a description from the class docstring's ``Args:``."""
+        super().__pydantic_init_subclass__(**kwargs)
+        documented = _documented_args(cls.__doc__ or "")
+        undescribed = [
+            (name, field)
+            for name, field in cls.model_fields.items()
+            if not field.description and name in documented
+        ]
+        for name, field in undescribed:
+            field.description = documented[name]
+        if undescribed:
+            cls.model_rebuild(force=True, raise_errors=False)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -31,3 +52,25 @@ class OptionsModel(BaseModel):
                 message = str(error["msg"]).removeprefix("Value error, ")
                 problems.append(f"{option}: {message}" if option else message)
             raise ConfigurationError(f"{type(self).__name__}: " + "; ".join(problems)) from None
+
+
+_ARG = re.compile(r"(\w+)(?: \([^)]*\))?: (.*)")
+
+
+def _documented_args(doc: str) -> dict[str, str]:
+    """The ``name: text`` entries of a Google-style ``Args:`` section, continuation lines joined."""
+    found: dict[str, str] = {}
+    current: str | None = None
+    inside = False
+    for line in inspect.cleandoc(doc).splitlines():
+        text = line.strip()
+        if not line.startswith(" "):  # a heading or text at the margin ends the section
+            inside, current = text == "Args:", None
+            continue
+        match = _ARG.fullmatch(text)
+        if inside and match and len(line) - len(line.lstrip()) == 4:
+            current = match.group(1)
+            found[current] = match.group(2)
+        elif inside and current is not None:
+            found[current] += " " + text
+    return found

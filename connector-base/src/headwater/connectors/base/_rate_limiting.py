@@ -82,13 +82,17 @@ class AIMDRateLimitingStrategy(RateLimitingStrategy):
         decrease_factor: float = 0.5,
     ) -> None:
         if max_in_flight_requests < 1:
-            raise ConfigurationError("AIMDRateLimitingStrategy: max_in_flight_requests must be >= 1")
+            raise ConfigurationError(
+                "AIMDRateLimitingStrategy: max_in_flight_requests must be >= 1"
+            )
         if max_rate < 1:
             raise ConfigurationError("AIMDRateLimitingStrategy: max_rate must be >= 1")
         if increase_rate < 1:
             raise ConfigurationError("AIMDRateLimitingStrategy: increase_rate must be >= 1")
         if not 0.0 < decrease_factor < 1.0:
-            raise ConfigurationError("AIMDRateLimitingStrategy: decrease_factor must be within (0, 1)")
+            raise ConfigurationError(
+                "AIMDRateLimitingStrategy: decrease_factor must be within (0, 1)"
+            )
         self.max_in_flight_requests = max_in_flight_requests
         self.max_rate = max_rate
         self.increase_rate = increase_rate

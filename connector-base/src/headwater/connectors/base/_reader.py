@@ -72,9 +72,7 @@ class _SplitReaderHooks(ABC, Generic[SplitT]):
     def handle_splits_changes(self, added: Sequence[SplitT]) -> None:
         """Start reading ``added`` (from their positions). Must not block."""
 
-    def pause_or_resume_splits(
-        self, to_pause: Collection[str], to_resume: Collection[str]
-    ) -> None:
+    def pause_or_resume_splits(self, to_pause: Collection[str], to_resume: Collection[str]) -> None:
         """Stop or restart fetching some splits (watermark alignment). Must not block.
 
         The fetcher never calls ``fetch`` while every split it owns is paused; a reader that
@@ -121,7 +119,9 @@ class RecordEmitter(ABC, Generic[E, T, StateT]):
     def emit_record(self, element: E, output: ReaderOutput[T], split_state: StateT) -> None:
         """Emit one element (zero or more records) and advance ``split_state`` past it."""
 
-    def emit_batch(self, elements: Sequence[E], output: ReaderOutput[T], split_state: StateT) -> None:
+    def emit_batch(
+        self, elements: Sequence[E], output: ReaderOutput[T], split_state: StateT
+    ) -> None:
         """Emit consecutive elements of one split; override to decode a whole batch at once."""
         emit = self.emit_record
         for element in elements:

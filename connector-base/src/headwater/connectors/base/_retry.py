@@ -121,7 +121,10 @@ class RetryPolicy(OptionsModel):
         if self.max_attempts is not None and attempt >= self.max_attempts:
             return None
         delay = self.backoff.delay(attempt - 1)
-        if self.max_elapsed is not None and elapsed + delay.total_seconds() > self.max_elapsed.total_seconds():
+        if (
+            self.max_elapsed is not None
+            and elapsed + delay.total_seconds() > self.max_elapsed.total_seconds()
+        ):
             return None
         return delay
 

@@ -70,7 +70,9 @@ class ErrorPolicy(enum.Enum):
 class _Options(BaseModel):
     """Shared behaviour: frozen, keyword-only, errors as ConfigurationError naming the option."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
     _component: ClassVar[str] = "options"
 
     def __init__(self, /, **data: Any) -> None:

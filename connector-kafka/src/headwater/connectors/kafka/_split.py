@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from headwater.core import JsonSerializer, VersionedSerializer
 
@@ -66,17 +67,29 @@ SPLIT_SERIALIZER: VersionedSerializer[KafkaPartitionSplit] = JsonSerializer(
 )
 """Splits in checkpoints, format 1: ``[topic, partition, starting_offset, stopping_offset]``."""
 
+
+def _enumerator_state_to_json(state: EnumeratorState) -> dict[str, Any]:
+    return {
+        "assigned": sorted([t, p] for t, p in state.assigned),
+        "initial_discovery_done": state.initial_discovery_done,
+        "split_version": SPLIT_SERIALIZER.version,
+        "pending": [SPLIT_SERIALIZER.serialize(p).decode() for p in state.pending],
+    }
+
+
+def _enumerator_state_from_json(version: int, data: dict[str, Any]) -> EnumeratorState:
+    # Format 1 did not record its splits' version: they were written in split format 1.
+    split_version = int(data["split_version"]) if version >= 2 else 1
+    return EnumeratorState(
+        frozenset((str(t), int(p)) for t, p in data["assigned"]),
+        bool(data["initial_discovery_done"]),
+        tuple(SPLIT_SERIALIZER.deserialize(split_version, p.encode()) for p in data["pending"]),
+    )
+
+
 ENUMERATOR_STATE_SERIALIZER: VersionedSerializer[EnumeratorState] = JsonSerializer(
-    version=1,
-    to_json=lambda s: {
-        "assigned": sorted([t, p] for t, p in s.assigned),
-        "initial_discovery_done": s.initial_discovery_done,
-        "pending": [SPLIT_SERIALIZER.serialize(p).decode() for p in s.pending],
-    },
-    from_json=lambda _v, d: EnumeratorState(
-        frozenset((str(t), int(p)) for t, p in d["assigned"]),
-        bool(d["initial_discovery_done"]),
-        tuple(SPLIT_SERIALIZER.deserialize(1, p.encode()) for p in d["pending"]),
-    ),
+    version=2, to_json=_enumerator_state_to_json, from_json=_enumerator_state_from_json
 )
-"""Enumerator state in checkpoints, format 1."""
+"""Enumerator state in checkpoints, format 2: ``assigned``, ``initial_discovery_done``, and the
+pending splits with the split format they were written in (``split_version``); format 1 (no
+``split_version``, splits in split format 1) is read too."""

@@ -45,7 +45,12 @@ from headwater.core import (
     WatermarkStrategy,
 )
 
-__all__ = ["SinkExternalContext", "SinkTestSuiteBase", "SourceExternalContext", "SourceTestSuiteBase"]
+__all__ = [
+    "SinkExternalContext",
+    "SinkTestSuiteBase",
+    "SourceExternalContext",
+    "SourceTestSuiteBase",
+]
 
 
 class SinkExternalContext(ABC):
@@ -64,7 +69,11 @@ class SinkExternalContext(ABC):
 
     @abstractmethod
     def read_back(self) -> list[Any]:
-        """Every record the sink made visible, in any order."""
+        """Every record the sink made visible, in any order, a record written twice twice.
+
+        The guarantee tests count duplicates through it: a read-back that cannot see them (a
+        put by key that overwrites) proves nothing; write append-only (a key per write) instead.
+        """
 
     def job_params(self) -> dict[str, str]:
         """Extra parameters of :attr:`job_target` (where to write)."""
@@ -88,12 +97,25 @@ class SinkTestSuiteBase:
         sink_metrics = [m for name, m in result.metrics.items() if "Sink" in name or "sink" in name]
         assert any(m.get("numRecordsIn") == self.count for m in sink_metrics), result.metrics
 
+    def test_read_back_sees_duplicates(self, external: SinkExternalContext) -> None:
+        """Records written twice are read back twice: the other tests could see a duplicate."""
+        env = StreamEnvironment(parallelism=1)
+        twice = [n for n in range(20) for _ in range(2)]
+        env.from_collection(twice).sink_to(external.create_sink())
+        env.execute("sink conformance: duplicates")
+        assert sorted(external.read_back()) == twice, (
+            f"{type(external).__name__}.read_back hides duplicates: the guarantee tests "
+            "cannot see a record delivered twice"
+        )
+
+    @pytest.mark.slow
     def test_guarantee_under_process_kills(
         self, external: SinkExternalContext, tmp_path: Path
     ) -> None:
         """Kill the job's process at random moments; the output keeps the declared guarantee."""
         self._check_under_kills(external, tmp_path, restart_parallelism=2, kills=5, seed=42)
 
+    @pytest.mark.slow
     def test_restore_with_other_parallelism(
         self, external: SinkExternalContext, tmp_path: Path
     ) -> None:
@@ -236,7 +258,9 @@ def _never(_results: list[Any]) -> bool:
     return False
 
 
-def _require_bad_records(external: SourceExternalContext, count: int, policy: ErrorPolicy) -> Source[Any, Any, Any]:
+def _require_bad_records(
+    external: SourceExternalContext, count: int, policy: ErrorPolicy
+) -> Source[Any, Any, Any]:
     """Write ``count`` bad records and build the source, or skip saying what is missing."""
     try:
         external.write_bad_records(count)
@@ -276,13 +300,21 @@ class SourceTestSuiteBase:
         external.write_test_data(list(range(self.count)))
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=2, until=_never,
-            timeout=0.6, savepoint=tmp_path / "savepoint",
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            until=_never,
+            timeout=0.6,
+            savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
         _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=2,
-            restore_from=str(savepoint), until=_never, timeout=0.6,
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            restore_from=str(savepoint),
+            until=_never,
+            timeout=0.6,
         )
         combined = sink.results()
         assert len(combined) > len(first) > 0
@@ -298,14 +330,20 @@ class SourceTestSuiteBase:
         expected = set(records)
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=2,
-            until=lambda got: len(got) >= self.count // 3, timeout=self.timeout,
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            until=lambda got: len(got) >= self.count // 3,
+            timeout=self.timeout,
             savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
         _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=self.restore_parallelism,
-            restore_from=str(savepoint), until=lambda got: expected <= set(got),
+            external.create_source(bounded=False),
+            sink,
+            parallelism=self.restore_parallelism,
+            restore_from=str(savepoint),
+            until=lambda got: expected <= set(got),
             timeout=self.timeout,
         )
         combined = sink.results()
@@ -321,7 +359,9 @@ class SourceTestSuiteBase:
         got = env.from_source(external.create_source(bounded=True)).execute_and_collect()
         assert sorted(got) == records
 
-    def test_idle_readers_do_not_hold_back_watermarks(self, external: SourceExternalContext) -> None:
+    def test_idle_readers_do_not_hold_back_watermarks(
+        self, external: SourceExternalContext
+    ) -> None:
         """Readers without a split, and splits without records, let event time advance.
 
         Each record is its own event time (ms); 100 ms tumbling windows over them must fire

@@ -516,12 +516,20 @@ class LocalExecutor:
         )
 
 
+_SUBTASK_SCOPE = frozenset({"job", "operator", "subtask"})
+"""The scope keys of a subtask's own metric group."""
+
+
 def operator_totals(metrics: MetricRegistry) -> dict[str, dict[str, float | int | None]]:
-    """Metrics summed over subtasks, per operator."""
+    """Metrics summed over subtasks, per operator.
+
+    Only the subtasks' own groups are summed: a child group's metrics (a Kafka partition's, a
+    Kinesis shard's) are a breakdown of its subtask's, and counting both would count them twice.
+    """
     totals: dict[str, dict[str, float | int | None]] = {}
     for group in metrics.groups():
         name = group.scope.get("operator")
-        if name is None:
+        if name is None or group.scope.keys() != _SUBTASK_SCOPE:
             continue
         entry = totals.setdefault(name, {})
         for key, value in group.snapshot().items():
