@@ -7,10 +7,12 @@ import concurrent.futures
 import queue
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from headwater.core._functions import ListState
 from headwater.core._metrics import MetricGroup
+from headwater.core._state import StateBackend
 
 __all__ = ["BlockingPool", "OperatorContext"]
 
@@ -95,6 +97,10 @@ class OperatorContext:
         attempt: int,
         restored_checkpoint_id: int | None,
         restored: dict[str, Any] | None,
+        state_backend: StateBackend | None = None,
+        incremental_dir: Path | None = None,
+        incremental_full_every: int = 10,
+        is_savepoint: Callable[[int], bool] | None = None,
     ) -> None:
         self.operator_name = operator_name
         self.operator_uid = operator_uid
@@ -106,6 +112,11 @@ class OperatorContext:
         self.attempt = attempt
         self.restored_checkpoint_id = restored_checkpoint_id
         self.restored: dict[str, Any] = restored or {}
+        self.state_backend = state_backend or StateBackend.memory()
+        self.incremental_dir = incremental_dir
+        """Where incremental keyed state files go (``None``: every checkpoint is full)."""
+        self.incremental_full_every = incremental_full_every
+        self.is_savepoint: Callable[[int], bool] = is_savepoint or (lambda _id: False)
         self._pool = pool
         self.list_states: dict[str, ListState] = {}
         self.union_states: dict[str, ListState] = {}
