@@ -99,9 +99,15 @@ from headwater.core._state import (
     MapStateDescriptor,
     ReducingState,
     ReducingStateDescriptor,
+    StateBackend,
     StateTtlConfig,
     ValueState,
     ValueStateDescriptor,
+)
+from headwater.core._state_codec import (
+    SchemaEvolutionError,
+    StateValueError,
+    register_state_serializer,
 )
 from headwater.core._watermarks import WatermarkGenerator, WatermarkStrategy
 from headwater.core._windows import (
@@ -215,7 +221,10 @@ __all__ = [
     "SourceSplit",
     "SplitEnumerator",
     "SplitEnumeratorContext",
+    "SchemaEvolutionError",
+    "StateBackend",
     "StateTtlConfig",
+    "StateValueError",
     "StreamEnvironment",
     "TaskFailedError",
     "TimeWindow",
@@ -235,6 +244,7 @@ __all__ = [
     "__version__",
     "installed_connectors",
     "load_pipeline",
+    "register_state_serializer",
 ]
 
 for _name in __all__:

@@ -18,6 +18,7 @@ from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from headwater.core import _state
 from headwater.core._keygroups import key_group_for
 from headwater.core._state import (
     _ABSENT,
@@ -25,7 +26,6 @@ from headwater.core._state import (
     RawEntry,
     StateTable,
     StateTtlConfig,
-    _now_ms,
     _ValueCodec,
 )
 from headwater.core._state_codec import encode_state
@@ -135,7 +135,7 @@ class RocksDBTable(StateTable):
         value, expires = self.decode_value(data)
         if expires is None:
             return value
-        now = _now_ms()
+        now = _state._now_ms()
         if expires <= now:
             self._write(db_key, None)
             return _ABSENT
@@ -148,7 +148,7 @@ class RocksDBTable(StateTable):
         return self._live(db_key, self._db.read(db_key))
 
     def store(self, key: Any, value: Any) -> None:
-        expires = None if self.ttl_ms is None else _now_ms() + self.ttl_ms
+        expires = None if self.ttl_ms is None else _state._now_ms() + self.ttl_ms
         self._write(self._key(key), self.encode_value(value, expires))
 
     def remove(self, key: Any) -> None:
@@ -181,7 +181,7 @@ class RocksDBTable(StateTable):
         changed = self.changed
         if changed is not None:
             self.changed = set()
-        now = _now_ms()
+        now = _state._now_ms()
         if full or changed is None:
             items: Any = self._db.scan(self.tag)
         else:
