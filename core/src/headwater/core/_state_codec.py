@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import enum
 import importlib
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -76,7 +77,7 @@ def register_state_serializer(cls: type[T], serializer: VersionedSerializer[T]) 
 def encode_state(value: Any) -> bytes:
     """``value`` as bytes; raises :class:`StateValueError` for an unsupported type."""
     try:
-        return msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)
+        return _pack(value)
     except StateValueError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -91,8 +92,27 @@ def decode_state(data: bytes) -> Any:
 # -- encoding --------------------------------------------------------------------------------
 
 
+class _Packers(threading.local):
+    """Reusable packers per thread, one per nesting level (extension payloads pack their parts
+    while the outer value is being packed)."""
+
+    def __init__(self) -> None:
+        self.free: list[msgpack.Packer] = []
+
+
+_packers = _Packers()
+
+
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)
+    free = _packers.free
+    packer = free.pop() if free else msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+    try:
+        data: bytes = packer.pack(value)
+    except BaseException:
+        packer.reset()
+        raise
+    free.append(packer)
+    return data
 
 
 def _class_name(cls: type) -> str:
