@@ -36,7 +36,14 @@ TZ = dt.timezone(dt.timedelta(hours=2))
 def _records() -> list[tuple[Any, ...]]:
     base = dt.datetime(2024, 1, 1, tzinfo=TZ)
     return [
-        (i, f"user-{i % 977}", base + dt.timedelta(seconds=i), Decimal(i) / 100, (i % 7, "x"), i * 0.5)
+        (
+            i,
+            f"user-{i % 977}",
+            base + dt.timedelta(seconds=i),
+            Decimal(i) / 100,
+            (i % 7, "x"),
+            i * 0.5,
+        )
         for i in range(CODEC_RECORDS)
     ]
 

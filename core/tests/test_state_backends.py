@@ -63,7 +63,11 @@ def test_same_api_ttl_and_restore_across_backends(
         mapping.put(key[0], {key})
         short.update("soon gone")
     backend.current_key = (1, "a")
-    assert (value.value(), items.get(), mapping.items()) == (2, [(1, "a"), (1, "a")], [(1, {(1, "a")})])
+    assert (value.value(), items.get(), mapping.items()) == (
+        2,
+        [(1, "a"), (1, "a")],
+        [(1, {(1, "a")})],
+    )
     now[0] += 2000
     assert short.value() is None  # expired
     # Restore into the other backend kind, at another parallelism's share of key groups.
@@ -72,7 +76,12 @@ def test_same_api_ttl_and_restore_across_backends(
     other.current_key = (1, "a")
     assert other.get_state(ValueStateDescriptor("v", default=0)).value() == 2
     assert other.get_state(ListStateDescriptor("l")).get() == [(1, "a"), (1, "a")]
-    assert other.get_state(ValueStateDescriptor("ttl", ttl=StateTtlConfig(ttl=timedelta(seconds=1)))).value() is None
+    assert (
+        other.get_state(
+            ValueStateDescriptor("ttl", ttl=StateTtlConfig(ttl=timedelta(seconds=1)))
+        ).value()
+        is None
+    )
     backend.close()
     other.close()
 
@@ -102,7 +111,9 @@ def test_incremental_snapshot_holds_only_changed_entries(kind: str, tmp_path: Pa
 
 def reduce_job(env: StreamEnvironment, sink: CollectSink[Any], rate: int) -> None:
     (
-        env.from_source(DataGenSource(event, count=COUNT, rows_per_second=rate, num_splits=1), name="gen")
+        env.from_source(
+            DataGenSource(event, count=COUNT, rows_per_second=rate, num_splits=1), name="gen"
+        )
         .uid("gen")
         .key_by(lambda e: e[0])
         .reduce(lambda a, b: (a[0], a[1] + b[1], b[2]))
@@ -122,12 +133,16 @@ def expected_running_sums() -> list[tuple[tuple[str, int], int, int]]:
     return out
 
 
-@pytest.mark.parametrize(("before", "after"), [("rocksdb", "rocksdb"), ("rocksdb", "memory"), ("memory", "rocksdb")])
+@pytest.mark.parametrize(
+    ("before", "after"), [("rocksdb", "rocksdb"), ("rocksdb", "memory"), ("memory", "rocksdb")]
+)
 def test_rocksdb_reduce_restores_at_another_parallelism_exactly(
     before: str, after: str, tmp_path: Path
 ) -> None:
     def backend(kind: str) -> StateBackend:
-        return StateBackend.rocksdb(tmp_path / "rocks") if kind == "rocksdb" else StateBackend.memory()
+        return (
+            StateBackend.rocksdb(tmp_path / "rocks") if kind == "rocksdb" else StateBackend.memory()
+        )
 
     savepoint = tmp_path / "sp"
     first: CollectSink[Any] = CollectSink()
@@ -162,7 +177,9 @@ class Count(KeyedProcessFunction[Any, Any]):
         yield (ctx.current_key, self.count.value())
 
 
-def test_incremental_checkpoints_write_changes_and_delete_unreferenced_files(tmp_path: Path) -> None:
+def test_incremental_checkpoints_write_changes_and_delete_unreferenced_files(
+    tmp_path: Path,
+) -> None:
     storage = tmp_path / "ckpt"
     env = StreamEnvironment(
         parallelism=2,
@@ -249,10 +266,18 @@ class Kinds(KeyedProcessFunction[Any, Any]):
 
 
 def keyed_kind_job(env: StreamEnvironment, kind: str) -> None:
-    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(lambda e, _t: e[2])
-    keyed = env.from_source(
-        DataGenSource(event, count=10**6, rows_per_second=2000, num_splits=1), strategy, name="gen"
-    ).uid("gen").key_by(lambda e: e[0])
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
+        lambda e, _t: e[2]
+    )
+    keyed = (
+        env.from_source(
+            DataGenSource(event, count=10**6, rows_per_second=2000, num_splits=1),
+            strategy,
+            name="gen",
+        )
+        .uid("gen")
+        .key_by(lambda e: e[0])
+    )
     if kind == "reduce":
         stream = keyed.reduce(lambda a, b: b)
     elif kind == "window":

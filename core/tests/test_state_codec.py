@@ -29,7 +29,12 @@ from headwater.core import (
     register_state_serializer,
 )
 from headwater.core._errors import SerializationError
-from headwater.core._state_codec import SchemaEvolutionError, StateValueError, decode_state, encode_state
+from headwater.core._state_codec import (
+    SchemaEvolutionError,
+    StateValueError,
+    decode_state,
+    encode_state,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -97,9 +102,11 @@ VALUES: list[Any] = [
     frozenset({"x"}),
     dt.datetime(2024, 3, 31, 2, 30, tzinfo=PARIS),
     dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
-    dt.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30), "X")),
+    dt.datetime(
+        2024, 1, 1, 12, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30), "X")
+    ),
     dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
-    dt.datetime(2024, 1, 1, 12),
+    dt.datetime(2024, 1, 1, 12),  # noqa: DTZ001 - naive datetimes round-trip too
     dt.date(1999, 12, 31),
     dt.time(23, 59, 59, 999999, tzinfo=dt.UTC),
     dt.time(1, 2),
@@ -129,11 +136,15 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and a != a:
         return b != b
     if isinstance(a, dt.datetime | dt.time):
-        return a == b and a.tzinfo == b.tzinfo and a.fold == b.fold and a.utcoffset() == b.utcoffset()
+        return (
+            a == b and a.tzinfo == b.tzinfo and a.fold == b.fold and a.utcoffset() == b.utcoffset()
+        )
     return bool(a == b)
 
 
-@pytest.mark.parametrize("value", VALUES, ids=[f"{i}-{type(v).__name__}" for i, v in enumerate(VALUES)])
+@pytest.mark.parametrize(
+    "value", VALUES, ids=[f"{i}-{type(v).__name__}" for i, v in enumerate(VALUES)]
+)
 def test_values_round_trip_with_their_types(value: Any) -> None:
     assert same(decode_state(encode_state(value)), value)
 
@@ -180,7 +191,7 @@ def test_dataclass_schema_evolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_pydantic_and_namedtuple_schema_evolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    order = encode_state(Order(id=1, at=dt.datetime(2024, 1, 1), amount=Decimal(1)))
+    order = encode_state(Order(id=1, at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), amount=Decimal(1)))
     pair = encode_state(Pair(1, 2))
 
     class OrderV2(pydantic.BaseModel):
@@ -222,7 +233,7 @@ def test_incompatible_change_fails_the_restore_naming_state_and_field(
     swap_class(monkeypatch, "Point", Required)
     restored = _state.KeyedStateBackend(max_parallelism=8, operator="KeyedProcess")
     restored.restore(snapshot)
-    with pytest.raises(SerializationError, match="state 'position'.*field 'w'"):
+    with pytest.raises(SerializationError, match=r"state 'position'.*field 'w'"):
         restored.get_state(ValueStateDescriptor("position"))
 
 
@@ -265,9 +276,7 @@ class Celsius:
         self.degrees = degrees
 
 
-CELSIUS = JsonSerializer(
-    version=3, to_json=lambda c: c.degrees, from_json=lambda _v, d: Celsius(d)
-)
+CELSIUS = JsonSerializer(version=3, to_json=lambda c: c.degrees, from_json=lambda _v, d: Celsius(d))
 
 
 def test_a_descriptor_names_its_own_serializer() -> None:
@@ -283,7 +292,9 @@ def test_a_descriptor_names_its_own_serializer() -> None:
     restored.restore(backend.snapshot())
     restored.current_key = "k"
     assert restored.get_state(ValueStateDescriptor("t", serializer=CELSIUS)).value().degrees == 21.5
-    assert [c.degrees for c in restored.get_state(ListStateDescriptor("ts", serializer=CELSIUS)).get()] == [1.0]
+    assert [
+        c.degrees for c in restored.get_state(ListStateDescriptor("ts", serializer=CELSIUS)).get()
+    ] == [1.0]
     ((key, celsius),) = restored.get_state(MapStateDescriptor("m", serializer=CELSIUS)).items()
     assert key == (1, "a") and celsius.degrees == 2.0
 

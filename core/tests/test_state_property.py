@@ -61,10 +61,14 @@ scalars = st.one_of(
     st.uuids(),
     st.sampled_from(Side),
 )
-hashables = st.one_of(st.integers(), st.text(max_size=4), st.tuples(st.integers(), st.text(max_size=3)))
+hashables = st.one_of(
+    st.integers(), st.text(max_size=4), st.tuples(st.integers(), st.text(max_size=3))
+)
 values = st.recursive(
     scalars
-    | st.builds(Trade, st.decimals(allow_nan=False, allow_infinity=False, places=2), st.datetimes()),
+    | st.builds(
+        Trade, st.decimals(allow_nan=False, allow_infinity=False, places=2), st.datetimes()
+    ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.tuples(inner, inner),
@@ -104,7 +108,14 @@ class Remember(KeyedProcessFunction[Any, Any]):
         self.seen.add(payload)
         self.by_index.put((index, key), payload)
         ctx.timer_service.register_event_time_timer(index * STEP_MS + 250)
-        yield ("process", key, index, previous, self.seen.get()[-2:], self.by_index.get((index - KEYS, key)))
+        yield (
+            "process",
+            key,
+            index,
+            previous,
+            self.seen.get()[-2:],
+            self.by_index.get((index - KEYS, key)),
+        )
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         yield ("timer", ctx.current_key, timestamp, self.last.value(), len(self.by_index.items()))
@@ -132,14 +143,18 @@ def build(env: StreamEnvironment, records: list[Any], sink: CollectSink[Any], ra
     )
     keyed = (
         env.from_source(
-            DataGenSource(lambda i, _rng: records[i], count=len(records), rows_per_second=rate, num_splits=1),
+            DataGenSource(
+                lambda i, _rng: records[i], count=len(records), rows_per_second=rate, num_splits=1
+            ),
             strategy,
             name="gen",
         )
         .uid("gen")
         .key_by(lambda r: r[0])
     )
-    keyed.reduce(lambda a, b: (a[0], a[1] + b[1], (a[2], b[2]))).uid("reduce").sink_to(sink).uid("s1")
+    keyed.reduce(lambda a, b: (a[0], a[1] + b[1], (a[2], b[2]))).uid("reduce").sink_to(sink).uid(
+        "s1"
+    )
     keyed.process(Remember()).uid("process").sink_to(sink).uid("s2")
     windows = TumblingEventTimeWindows.of(timedelta_ms(500))
     (

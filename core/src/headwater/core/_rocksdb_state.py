@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
-
 from headwater.core import _state
 from headwater.core._keygroups import key_group_for
 from headwater.core._state import (
@@ -29,6 +27,7 @@ from headwater.core._state import (
     _ValueCodec,
 )
 from headwater.core._state_codec import encode_state
+from rocksdict import Options, Rdict, WriteBatch
 
 __all__ = ["RocksDBStore", "RocksDBTable"]
 
@@ -46,7 +45,7 @@ class RocksDBStore:
         self.path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        self.db = Rdict(str(self.path), options=options)
+        self.db: Any = Rdict(str(self.path), options=options)  # rocksdict's stubs are loose
         self.pending: dict[bytes, bytes | None] = {}
 
     def table(
@@ -140,7 +139,7 @@ class RocksDBTable(StateTable):
             self._write(db_key, None)
             return _ABSENT
         if self.update_on_read:
-            self._write(db_key, _EXPIRY.pack(now + self.ttl_ms) + data[8:])
+            self._write(db_key, _EXPIRY.pack(now + (self.ttl_ms or 0)) + data[8:])
         return value
 
     def get(self, key: Any) -> Any:
@@ -190,8 +189,9 @@ class RocksDBTable(StateTable):
             items = zip(keys, self._db.db.get(keys), strict=True)
         for db_key, data in items:
             group = _GROUP.unpack_from(db_key, offset)[0]
-            if data is not None and self.ttl_ms is not None and _EXPIRY.unpack_from(data)[0] <= now:
-                data = None
-                if full:
-                    continue
-            yield group, db_key[offset + 2 :], data
+            expired = (
+                data is not None and self.ttl_ms is not None and _EXPIRY.unpack_from(data)[0] <= now
+            )
+            if expired and full:
+                continue
+            yield group, db_key[offset + 2 :], None if expired else data

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -332,8 +332,11 @@ class StateTable(ABC):
 
     @abstractmethod
     def snapshot(self, full: bool) -> Iterator[tuple[int, bytes, bytes | None]]:
-        """``(key_group, key, value)`` of every live entry (``full``) or of the entries changed since
-        the last snapshot (``None`` for removed ones)."""
+        """``(key_group, key, value)`` of live entries, in bytes.
+
+        ``full``: every live entry; otherwise those changed since the last snapshot (``None`` for
+        removed ones).
+        """
 
 
 class MemoryTable(StateTable):
@@ -484,9 +487,10 @@ class KeyedStateBackend:
         if full:
             for name, entries in self._restored.items():
                 for group, key, value in entries:
+                    entry = [key, value]
                     if type(key) is not bytes:  # a 0.1 checkpoint: JSON values
-                        key, value = encode_state(_hashable(key)), encode_state(value)
-                    groups.setdefault(group, {}).setdefault(name, []).append([key, value])
+                        entry = [encode_state(_hashable(key)), encode_state(value)]
+                    groups.setdefault(group, {}).setdefault(name, []).append(entry)
         return groups
 
     def close(self) -> None:

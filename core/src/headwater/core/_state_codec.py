@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgpack
-
 from headwater.core._errors import SerializationError
 from headwater.core._serialization import VersionedSerializer
 
@@ -93,8 +92,10 @@ def decode_state(data: bytes) -> Any:
 
 
 class _Packers(threading.local):
-    """Reusable packers per thread, one per nesting level (extension payloads pack their parts
-    while the outer value is being packed)."""
+    """Reusable packers per thread, one per nesting level.
+
+    Extension payloads pack their parts while the outer value is being packed.
+    """
 
     def __init__(self) -> None:
         self.free: list[msgpack.Packer] = []
@@ -105,7 +106,11 @@ _packers = _Packers()
 
 def _pack(value: Any) -> bytes:
     free = _packers.free
-    packer = free.pop() if free else msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+    packer = (
+        free.pop()
+        if free
+        else msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+    )
     try:
         data: bytes = packer.pack(value)
     except BaseException:
@@ -134,7 +139,11 @@ def _tz(tz: dt.tzinfo | None) -> Any:
         offset = tz.utcoffset(None)
         name = tz.tzname(None)
         default_name = dt.timezone(offset).tzname(None)
-        return [offset.days * 86400 + offset.seconds, offset.microseconds, name if name != default_name else None]
+        return [
+            offset.days * 86400 + offset.seconds,
+            offset.microseconds,
+            name if name != default_name else None,
+        ]
     raise StateValueError(
         f"time zone {tz!r} ({type(tz).__name__}) is not supported in state: use "
         f"datetime.timezone or zoneinfo.ZoneInfo"
@@ -223,7 +232,9 @@ def _from_tz(data: Any) -> dt.tzinfo | None:
     return dt.timezone(offset, name) if name is not None else dt.timezone(offset)
 
 
-def _construct(name: str, values: dict[str, Any], known: dict[str, bool], build: Callable[..., Any]) -> Any:
+def _construct(
+    name: str, values: dict[str, Any], known: dict[str, bool], build: Callable[..., Any]
+) -> Any:
     """An instance from stored fields: removed fields dropped, added ones need a default.
 
     ``known`` maps the class's current fields to whether they have a default.

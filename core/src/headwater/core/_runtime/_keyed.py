@@ -57,7 +57,9 @@ class _KeyedOperator(Operator):
             from headwater.core._rocksdb_state import RocksDBStore
 
             assert config.path is not None
-            store = RocksDBStore(config.path, f"{context.job_name}-{self.uid}-{context.subtask_index}")
+            store = RocksDBStore(
+                config.path, f"{context.job_name}-{self.uid}-{context.subtask_index}"
+            )
         self.backend = KeyedStateBackend(
             context.max_parallelism,
             operator=self.name,
@@ -103,8 +105,8 @@ class _KeyedOperator(Operator):
         shared = context.incremental_dir
         if shared is None or context.is_savepoint(checkpoint_id):
             # Self-contained: every entry in the metadata; the next incremental one starts over.
-            for group, tables in self.backend.snapshot(full=True).items():
-                keyed.setdefault(group, {}).update(tables)
+            for group, entries in self.backend.snapshot(full=True).items():
+                keyed.setdefault(group, {}).update(entries)
             self.chain = []
         else:
             full = len(self.chain) % context.incremental_full_every == 0

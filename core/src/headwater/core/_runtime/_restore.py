@@ -80,8 +80,10 @@ class RestoredJob:
 
 
 def decode_subtask_state(state: Any, shared: Path | None) -> dict[str, Any]:
-    """One subtask's state: JSON values (format 1), or the state codec's bytes (format 2) whose
-    keyed state may be spread over a chain of incremental files (applied in order)."""
+    """One subtask's state: JSON values (format 1), or the state codec's bytes (format 2).
+
+    In format 2, keyed state may be spread over a chain of incremental files (applied in order).
+    """
     if isinstance(state, dict):
         return state  # format 1
     decoded: dict[str, Any] = decode_state(base64.b64decode(state))
