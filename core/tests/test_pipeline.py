@@ -10,7 +10,7 @@ import pytest
 from headwater.core import ConfigurationError, load_pipeline
 from headwater.core.testing import run_cli
 
-FUNCTIONS = """
+FUNCTIONS = '''
 def click(i, rng):
     return {"user": f"u{i % 3}", "n": i}
 
@@ -28,9 +28,9 @@ def user(record):
 
 def add(a, b):
     return {"user": a["user"], "n": a["n"] + b["n"]}
-"""
+'''
 
-PIPELINE = """
+PIPELINE = '''
 [job]
 name = "clicks"
 parallelism = 1
@@ -57,7 +57,7 @@ flat_map = "pipeline_functions:twice"
 [sink]
 connector = "print"
 prefix = "> "
-"""
+'''
 
 
 def write(directory: Path, pipeline: str) -> Path:
@@ -83,9 +83,7 @@ def test_headwater_run_executes_a_pipeline_file(tmp_path: Path) -> None:
 
 
 def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
-    pipeline = load_pipeline(
-        write(tmp_path, PIPELINE.replace("parallelism = 1", "parallelism = 3"))
-    )
+    pipeline = load_pipeline(write(tmp_path, PIPELINE.replace("parallelism = 1", "parallelism = 3")))
     assert pipeline.name == "clicks"
     assert pipeline.env.parallelism == 3
     assert pipeline.env.checkpointing.interval is not None
@@ -96,32 +94,14 @@ def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (
-            ('connector = "print"', 'connector = "nope"'),
-            r"\[sink\] connector: connector 'nope' is not installed \(installed: .*datagen",
-        ),
-        (
-            ('interval = "50ms"', 'interval = "soon"'),
-            r"\[checkpointing\] interval: expected a duration",
-        ),
-        (("parallelism = 1", "parallelism = 1\nworkers = 2"), r"\[job\]: unknown key\(s\) workers"),
-        (
-            ('filter = "pipeline_functions:even"', 'filter = "pipeline_functions:odd"'),
-            r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'",
-        ),
-        (
-            ('filter = "pipeline_functions:even"', 'window = "pipeline_functions:even"'),
-            r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map, key_by, reduce",
-        ),
-        (
-            ("count = 8", "count = 8\nrate = 5"),
-            r"\[source\] options: unknown datagen option\(s\) rate",
-        ),
+        (('connector = "print"', 'connector = "nope"'), r"\[sink\] connector: connector 'nope' is not installed \(installed: .*datagen"),
+        (('interval = "50ms"', 'interval = "soon"'), r"\[checkpointing\] interval: expected a duration"),
+        (('parallelism = 1', 'parallelism = 1\nworkers = 2'), r"\[job\]: unknown key\(s\) workers"),
+        (('filter = "pipeline_functions:even"', 'filter = "pipeline_functions:odd"'), r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'"),
+        (('filter = "pipeline_functions:even"', 'window = "pipeline_functions:even"'), r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map, key_by, reduce"),
+        (("count = 8", "count = 8\nrate = 5"), r"\[source\] options: unknown datagen option\(s\) rate"),
         (('prefix = "> "', 'prefix = "> "\ncolor = "red"'), r"\[sink\]: unknown key\(s\) color"),
-        (
-            ('generator = "pipeline_functions:click"', ""),
-            r"\[source\] generator: datagen needs a generator",
-        ),
+        (('generator = "pipeline_functions:click"', ""), r"\[source\] generator: datagen needs a generator"),
         (("[sink]", "[sinks]"), r"unknown key\(s\) sinks"),
     ],
 )
@@ -139,9 +119,7 @@ def test_mistakes_name_the_file_and_the_key(
 def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> None:
     directory = tmp_path / "job"
     directory.mkdir()
-    done = run_pipeline(
-        write(directory, PIPELINE.replace("[source]", "[source]\nconnector2 = 1", 1))
-    )
+    done = run_pipeline(write(directory, PIPELINE.replace("[source]", "[source]\nconnector2 = 1", 1)))
     assert done.returncode == 1
     assert "headwater: ConfigurationError:" in done.stderr and "connector2" in done.stderr
     assert "Traceback" not in done.stderr

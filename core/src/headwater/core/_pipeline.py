@@ -270,8 +270,6 @@ def load_pipeline(path: str | Path) -> Pipeline:
     source = _endpoint(document, "source", file, installed)
     sink = _endpoint(document, "sink", file, installed)
     source_name = f"{document['source']['connector']} source"
-    stream = _apply_steps(
-        env.from_source(source, name=source_name), document.get("steps", []), file
-    )
+    stream = _apply_steps(env.from_source(source, name=source_name), document.get("steps", []), file)
     stream.sink_to(sink, name=f"{document['sink']['connector']} sink")
     return Pipeline(env, name)
