@@ -22,7 +22,7 @@ import dataclasses
 import datetime as dt
 import enum
 import importlib
-import threading
+import struct
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -69,8 +69,9 @@ def register_state_serializer(cls: type[T], serializer: VersionedSerializer[T]) 
 
     The class is recorded by its importable name, so it must be defined at module level.
     """
-    _class_name(cls)  # fail now for classes that cannot be found again
+    encoder = _registered_encoder(cls, serializer)  # fails for classes not importable
     _registered[cls] = serializer
+    _ENCODERS[cls] = encoder
 
 
 def encode_state(value: Any) -> bytes:
@@ -85,39 +86,37 @@ def encode_state(value: Any) -> bytes:
 
 def decode_state(data: bytes) -> Any:
     """The value :func:`encode_state` wrote."""
-    return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False)
+    return _unpackb(data, ext_hook=_ext_hook, strict_map_key=False)
 
 
 # -- encoding --------------------------------------------------------------------------------
 
 
-class _Packers(threading.local):
-    """Reusable packers per thread, one per nesting level.
-
-    Extension payloads pack their parts while the outer value is being packed.
-    """
-
-    def __init__(self) -> None:
-        self.free: list[msgpack.Packer] = []
-
-
-_packers = _Packers()
+_free_packers: list[msgpack.Packer] = []
+"""Idle packers. Packing an extension type's payload happens while the outer value is being
+packed, so one packer per nesting level is taken; list pop and append are atomic, so threads
+share the list safely (a packer is only ever used by the thread that took it)."""
 
 
 def _pack(value: Any) -> bytes:
-    free = _packers.free
-    packer = (
-        free.pop()
-        if free
-        else msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
-    )
+    try:
+        packer = _free_packers.pop()
+    except IndexError:
+        packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
     try:
         data: bytes = packer.pack(value)
     except BaseException:
         packer.reset()
         raise
-    free.append(packer)
+    finally:
+        _free_packers.append(packer)
     return data
+
+
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    """An ExtType without its Python-level argument checks (code and data are ours)."""
+    ext: msgpack.ExtType = tuple.__new__(msgpack.ExtType, (code, data))
+    return ext
 
 
 def _class_name(cls: type) -> str:
@@ -130,20 +129,40 @@ def _class_name(cls: type) -> str:
     return f"{cls.__module__}:{qualname}"
 
 
-def _tz(tz: dt.tzinfo | None) -> Any:
+_DATETIME_FIELDS = struct.Struct(">HBBBBBIB")  # year .. microsecond, fold
+_TIME_FIELDS = struct.Struct(">BBBIB")  # hour, minute, second, microsecond, fold
+_DATE_FIELDS = struct.Struct(">I")  # proleptic Gregorian ordinal
+_TIMEDELTA_FIELDS = struct.Struct(">iiI")  # days, seconds, microseconds
+_OFFSET = struct.Struct(">iI")  # seconds, microseconds of a fixed UTC offset
+
+
+_tz_suffixes: dict[dt.tzinfo, bytes] = {}
+_tz_objects: dict[bytes, dt.tzinfo | None] = {}
+_TZ_CACHE_SIZE = 1024
+
+
+def _tz(tz: dt.tzinfo | None) -> bytes:
+    """A time zone as the suffix of a datetime's or time's fields (cached per time zone)."""
     if tz is None:
-        return None
+        return b""
+    suffix = _tz_suffixes.get(tz)
+    if suffix is None:
+        if len(_tz_suffixes) >= _TZ_CACHE_SIZE:
+            _tz_suffixes.clear()
+        suffix = _tz_suffixes[tz] = _tz_suffix(tz)
+    return suffix
+
+
+def _tz_suffix(tz: dt.tzinfo) -> bytes:
     if isinstance(tz, ZoneInfo):
-        return tz.key
+        return b"Z" + tz.key.encode()
     if isinstance(tz, dt.timezone):
         offset = tz.utcoffset(None)
+        fields = _OFFSET.pack(offset.days * 86400 + offset.seconds, offset.microseconds)
         name = tz.tzname(None)
-        default_name = dt.timezone(offset).tzname(None)
-        return [
-            offset.days * 86400 + offset.seconds,
-            offset.microseconds,
-            name if name != default_name else None,
-        ]
+        if name == dt.timezone(offset).tzname(None):
+            return b"O" + fields
+        return b"N" + fields + name.encode()
     raise StateValueError(
         f"time zone {tz!r} ({type(tz).__name__}) is not supported in state: use "
         f"datetime.timezone or zoneinfo.ZoneInfo"
@@ -154,44 +173,71 @@ def _fields(obj: Any, names: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in names}
 
 
+_pack_datetime = _DATETIME_FIELDS.pack
+
+
+def _datetime(obj: dt.datetime) -> msgpack.ExtType:
+    fields = _pack_datetime(
+        obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold
+    )
+    tz = obj.tzinfo
+    return _ext(_DATETIME, fields if tz is None else fields + _tz(tz))
+
+
+def _time(obj: dt.time) -> msgpack.ExtType:
+    fields = _TIME_FIELDS.pack(obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold)
+    return _ext(_TIME, fields + _tz(obj.tzinfo))
+
+
+_ENCODERS: dict[type, Callable[[Any], msgpack.ExtType]] = {
+    tuple: lambda obj: _ext(_TUPLE, _pack(list(obj))),
+    set: lambda obj: _ext(_SET, _pack(list(obj))),
+    frozenset: lambda obj: _ext(_FROZENSET, _pack(list(obj))),
+    # msgpack packs ints of up to 64 bits natively; bigger ones come here.
+    int: lambda obj: _ext(_BIGINT, str(obj).encode()),
+    dt.datetime: _datetime,
+    dt.date: lambda obj: _ext(_DATE, _DATE_FIELDS.pack(obj.toordinal())),
+    dt.time: _time,
+    dt.timedelta: lambda obj: _ext(
+        _TIMEDELTA, _TIMEDELTA_FIELDS.pack(obj.days, obj.seconds, obj.microseconds)
+    ),
+    Decimal: lambda obj: _ext(_DECIMAL, str(obj).encode()),
+    uuid.UUID: lambda obj: _ext(_UUID, obj.bytes),
+}
+"""Encoders by exact type: built-in types and classes with a registered serializer (others go
+through :func:`_by_kind`)."""
+
+
 def _default(obj: Any) -> msgpack.ExtType:
-    cls = type(obj)
-    serializer = _registered.get(cls)
-    if serializer is not None:
-        payload = [_class_name(cls), serializer.version, serializer.serialize(obj)]
-        return msgpack.ExtType(_REGISTERED, _pack(payload))
-    if cls is tuple:
-        return msgpack.ExtType(_TUPLE, _pack(list(obj)))
-    if cls is set:
-        return msgpack.ExtType(_SET, _pack(list(obj)))
-    if cls is frozenset:
-        return msgpack.ExtType(_FROZENSET, _pack(list(obj)))
-    if cls is int:  # beyond 64 bits (msgpack packs the others natively)
-        return msgpack.ExtType(_BIGINT, str(obj).encode())
-    if cls is dt.datetime:
-        fields = [obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond]
-        return msgpack.ExtType(_DATETIME, _pack([*fields, _tz(obj.tzinfo), obj.fold]))
-    if cls is dt.date:
-        return msgpack.ExtType(_DATE, _pack(obj.toordinal()))
-    if cls is dt.time:
-        fields = [obj.hour, obj.minute, obj.second, obj.microsecond]
-        return msgpack.ExtType(_TIME, _pack([*fields, _tz(obj.tzinfo), obj.fold]))
-    if cls is dt.timedelta:
-        return msgpack.ExtType(_TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds]))
-    if cls is Decimal:
-        return msgpack.ExtType(_DECIMAL, str(obj).encode())
-    if cls is uuid.UUID:
-        return msgpack.ExtType(_UUID, obj.bytes)
+    encoder = _ENCODERS.get(type(obj))
+    if encoder is not None:
+        return encoder(obj)
+    return _by_kind(obj, type(obj))
+
+
+def _registered_encoder(
+    cls: type, serializer: VersionedSerializer[Any]
+) -> Callable[[Any], msgpack.ExtType]:
+    name = _class_name(cls)
+
+    def encode(obj: Any) -> msgpack.ExtType:
+        return _ext(_REGISTERED, _pack([name, serializer.version, serializer.serialize(obj)]))
+
+    return encode
+
+
+def _by_kind(obj: Any, cls: type) -> msgpack.ExtType:
+    """Enums, dataclasses, NamedTuples and pydantic models, by importable class name."""
     if isinstance(obj, enum.Enum):
-        return msgpack.ExtType(_ENUM, _pack([_class_name(cls), obj.value]))
+        return _ext(_ENUM, _pack([_class_name(cls), obj.value]))
     if dataclasses.is_dataclass(obj):
         names = [f.name for f in dataclasses.fields(obj)]
-        return msgpack.ExtType(_DATACLASS, _pack([_class_name(cls), _fields(obj, names)]))
+        return _ext(_DATACLASS, _pack([_class_name(cls), _fields(obj, names)]))
     if isinstance(obj, tuple) and hasattr(cls, "_fields"):
-        return msgpack.ExtType(_NAMEDTUPLE, _pack([_class_name(cls), _fields(obj, cls._fields)]))
+        return _ext(_NAMEDTUPLE, _pack([_class_name(cls), _fields(obj, cls._fields)]))
     model_fields = getattr(cls, "model_fields", None)
     if isinstance(model_fields, dict) and hasattr(cls, "model_validate"):
-        return msgpack.ExtType(_PYDANTIC, _pack([_class_name(cls), _fields(obj, model_fields)]))
+        return _ext(_PYDANTIC, _pack([_class_name(cls), _fields(obj, model_fields)]))
     raise StateValueError(
         f"values of type {cls.__module__}.{cls.__qualname__} are not supported in state; "
         f"register a serializer with headwater.core.register_state_serializer("
@@ -202,8 +248,11 @@ def _default(obj: Any) -> msgpack.ExtType:
 # -- decoding --------------------------------------------------------------------------------
 
 
+_unpackb = msgpack.unpackb
+
+
 def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False)
+    return _unpackb(data, ext_hook=_ext_hook, strict_map_key=False)
 
 
 def _load_class(name: str) -> type:
@@ -222,14 +271,48 @@ def _load_class(name: str) -> type:
     return cls
 
 
-def _from_tz(data: Any) -> dt.tzinfo | None:
-    if data is None:
+def _from_tz(data: bytes, offset: int) -> dt.tzinfo | None:
+    """The time zone :func:`_tz` wrote at ``offset`` of ``data`` (cached per suffix)."""
+    if len(data) == offset:
         return None
-    if isinstance(data, str):
-        return ZoneInfo(data)
-    seconds, micros, name = data
-    offset = dt.timedelta(seconds=seconds, microseconds=micros)
-    return dt.timezone(offset, name) if name is not None else dt.timezone(offset)
+    suffix = data[offset:]
+    tz = _tz_objects.get(suffix)
+    if tz is None:
+        if len(_tz_objects) >= _TZ_CACHE_SIZE:
+            _tz_objects.clear()
+        tz = _tz_objects[suffix] = _tz_from_suffix(suffix)
+    return tz
+
+
+def _tz_from_suffix(suffix: bytes) -> dt.tzinfo:
+    kind = suffix[:1]
+    if kind == b"Z":
+        return ZoneInfo(suffix[1:].decode())
+    seconds, micros = _OFFSET.unpack_from(suffix, 1)
+    delta = dt.timedelta(seconds=seconds, microseconds=micros)
+    if kind == b"N":
+        return dt.timezone(delta, suffix[1 + _OFFSET.size :].decode())
+    return dt.timezone(delta)
+
+
+_unpack_datetime = _DATETIME_FIELDS.unpack_from
+_DATETIME_SIZE = _DATETIME_FIELDS.size
+
+
+def _from_datetime(data: bytes) -> dt.datetime:
+    y, mo, d, h, mi, s, us, fold = _unpack_datetime(data)
+    tz = None if len(data) == _DATETIME_SIZE else _from_tz(data, _DATETIME_SIZE)
+    return dt.datetime(y, mo, d, h, mi, s, us, tzinfo=tz, fold=fold)
+
+
+def _from_time(data: bytes) -> dt.time:
+    h, mi, s, us, fold = _TIME_FIELDS.unpack_from(data)
+    return dt.time(h, mi, s, us, tzinfo=_from_tz(data, _TIME_FIELDS.size), fold=fold)
+
+
+def _from_timedelta(data: bytes) -> dt.timedelta:
+    days, seconds, micros = _TIMEDELTA_FIELDS.unpack(data)
+    return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
 
 
 def _construct(
@@ -290,39 +373,31 @@ def _registered_value(name: str, version: int, data: bytes) -> Any:
     return serializer.deserialize(version, data)
 
 
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    _TUPLE: lambda data: tuple(_unpackb(data, ext_hook=_ext_hook, strict_map_key=False)),
+    _SET: lambda data: set(_unpack(data)),
+    _FROZENSET: lambda data: frozenset(_unpack(data)),
+    _BIGINT: int,
+    _DATETIME: _from_datetime,
+    _DATE: lambda data: dt.date.fromordinal(_DATE_FIELDS.unpack(data)[0]),
+    _TIME: _from_time,
+    _TIMEDELTA: _from_timedelta,
+    _DECIMAL: lambda data: Decimal(data.decode()),
+    _UUID: lambda data: uuid.UUID(bytes=data),
+    _ENUM: lambda data: _enum(*_unpack(data)),
+    _DATACLASS: lambda data: _dataclass(*_unpack(data)),
+    _NAMEDTUPLE: lambda data: _namedtuple(*_unpack(data)),
+    _PYDANTIC: lambda data: _pydantic(*_unpack(data)),
+    _REGISTERED: lambda data: _registered_value(*_unpack(data)),
+}
+
+
+def _enum(name: str, value: Any) -> Any:
+    return _load_class(name)(value)
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code == _TUPLE:
-        return tuple(_unpack(data))
-    if code == _SET:
-        return set(_unpack(data))
-    if code == _FROZENSET:
-        return frozenset(_unpack(data))
-    if code == _BIGINT:
-        return int(data)
-    if code == _DATETIME:
-        y, mo, d, h, mi, s, us, tz, fold = _unpack(data)
-        return dt.datetime(y, mo, d, h, mi, s, us, tzinfo=_from_tz(tz), fold=fold)
-    if code == _DATE:
-        return dt.date.fromordinal(_unpack(data))
-    if code == _TIME:
-        h, mi, s, us, tz, fold = _unpack(data)
-        return dt.time(h, mi, s, us, tzinfo=_from_tz(tz), fold=fold)
-    if code == _TIMEDELTA:
-        days, seconds, micros = _unpack(data)
-        return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
-    if code == _DECIMAL:
-        return Decimal(data.decode())
-    if code == _UUID:
-        return uuid.UUID(bytes=data)
-    if code == _ENUM:
-        name, value = _unpack(data)
-        return _load_class(name)(value)
-    if code == _DATACLASS:
-        return _dataclass(*_unpack(data))
-    if code == _NAMEDTUPLE:
-        return _namedtuple(*_unpack(data))
-    if code == _PYDANTIC:
-        return _pydantic(*_unpack(data))
-    if code == _REGISTERED:
-        return _registered_value(*_unpack(data))
-    raise SerializationError(f"state holds an unknown extension type {code}; upgrade headwater")
+    decoder = _DECODERS.get(code)
+    if decoder is None:
+        raise SerializationError(f"state holds an unknown extension type {code}; upgrade headwater")
+    return decoder(data)
