@@ -79,7 +79,7 @@ def codec() -> dict[str, float]:
 
 def reduce_run(kind: str) -> dict[str, float]:
     """One keyed reduce in this process (run in a child by :func:`rocksdb`)."""
-    from headwater.core import CollectionSource, Sink, SinkWriter, StateBackend, StreamEnvironment
+    from headwater.core import DataGenSource, Sink, SinkWriter, StateBackend, StreamEnvironment
 
     class Last(Sink[Any]):
         totals: dict[int, int] = {}
@@ -97,9 +97,10 @@ def reduce_run(kind: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         backend = StateBackend.rocksdb(Path(tmp)) if kind == "rocksdb" else StateBackend.memory()
         env = StreamEnvironment(parallelism=1, state_backend=backend)
-        records = [(i % REDUCE_KEYS, i) for i in range(REDUCE_RECORDS)]
+        # Generated, not a list in memory: the process's peak RSS is the state's, not the input's.
+        source = DataGenSource(lambda i, _rng: (i % REDUCE_KEYS, i), count=REDUCE_RECORDS)
         sink = Last()
-        env.from_source(CollectionSource(records)).key_by(lambda r: r[0]).reduce(
+        env.from_source(source).key_by(lambda r: r[0]).reduce(
             lambda a, b: (a[0], a[1] + b[1])
         ).sink_to(sink)
         started = time.perf_counter()

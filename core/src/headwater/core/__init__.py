@@ -106,6 +106,7 @@ from headwater.core._state import (
 )
 from headwater.core._state_codec import (
     SchemaEvolutionError,
+    StateCodecSerializer,
     StateValueError,
     register_state_serializer,
 )
@@ -223,6 +224,7 @@ __all__ = [
     "SplitEnumerator",
     "SplitEnumeratorContext",
     "StateBackend",
+    "StateCodecSerializer",
     "StateTtlConfig",
     "StateValueError",
     "StreamEnvironment",

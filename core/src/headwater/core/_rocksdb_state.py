@@ -27,7 +27,7 @@ from headwater.core._state import (
     _ValueCodec,
 )
 from headwater.core._state_codec import encode_state
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 __all__ = ["RocksDBStore", "RocksDBTable"]
 
@@ -35,6 +35,22 @@ _GROUP = struct.Struct(">H")
 _EXPIRY = struct.Struct(">q")
 _FLUSH_AT = 4096
 """Buffered writes that trigger a write batch."""
+_WRITE_BUFFER = 16 << 20
+"""Bytes of one memtable (two at most per database)."""
+_BLOCK_CACHE = 16 << 20
+"""Bytes of the database's block cache."""
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(_WRITE_BUFFER)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(_BLOCK_CACHE))
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    return options
 
 
 class RocksDBStore:
@@ -43,9 +59,12 @@ class RocksDBStore:
     def __init__(self, root: Path, label: str) -> None:
         self.path = root / f"{label}-{uuid.uuid4().hex[:12]}"
         self.path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        self.db: Any = Rdict(str(self.path), options=options)  # rocksdict's stubs are loose
+        self.db: Any = Rdict(str(self.path), options=_options())  # rocksdict's stubs are loose
+        # No write-ahead log: the database is a working copy that checkpoints, not RocksDB,
+        # make durable (a restore rebuilds it).
+        write_options = WriteOptions()
+        write_options.disable_wal = True
+        self.db.set_write_options(write_options)
         self.pending: dict[bytes, bytes | None] = {}
 
     def table(
@@ -73,6 +92,15 @@ class RocksDBStore:
         self.pending[key] = value
         if len(self.pending) >= _FLUSH_AT:
             self.flush()
+
+    def write_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Write ``items`` in one write batch, after the buffered writes."""
+        self.flush()
+        batch = WriteBatch(raw_mode=True)
+        put = batch.put
+        for key, value in items:
+            put(key, value)
+        self.db.write(batch)
 
     def flush(self) -> None:
         """Send buffered writes in one write batch."""
@@ -118,6 +146,8 @@ class RocksDBTable(StateTable):
         encoded = name.encode()
         self.tag = struct.pack(">H", len(encoded)) + encoded
         self.changed: set[bytes] | None = set() if backend.track_changes else None
+        self._batch_keys: dict[Any, bytes] = {}
+        """The keys of the batch between :meth:`batch` and :meth:`commit`, with their db keys."""
 
     def _key(self, key: Any) -> bytes:
         group = key_group_for(key, self.backend.max_parallelism)
@@ -154,18 +184,24 @@ class RocksDBTable(StateTable):
         self._write(self._key(key), None)
 
     def batch(self, keys: list[Any]) -> dict[Any, Any]:
-        unique = list(dict.fromkeys(keys))
-        db_keys = [self._key(k) for k in unique]
+        db_keys = self._batch_keys = {k: self._key(k) for k in keys}
         values: dict[Any, Any] = {}
-        for key, db_key, data in zip(unique, db_keys, self._db.read_many(db_keys), strict=True):
-            value = self._live(db_key, data)
-            if value is not _ABSENT:
-                values[key] = value
+        found = self._db.read_many(list(db_keys.values()))
+        for (key, db_key), data in zip(db_keys.items(), found, strict=True):
+            if data is not None:
+                value = self._live(db_key, data)
+                if value is not _ABSENT:
+                    values[key] = value
         return values
 
     def commit(self, values: dict[Any, Any], keys: list[Any]) -> None:
-        for key in dict.fromkeys(keys):
-            self.store(key, values[key])
+        expires = None if self.ttl_ms is None else _state._now_ms() + self.ttl_ms
+        encode = self.encode_value
+        items = [(db_key, encode(values[key], expires)) for key, db_key in self._batch_keys.items()]
+        self._batch_keys = {}
+        self._db.write_many(items)
+        if self.changed is not None:
+            self.changed.update(db_key for db_key, _ in items)
 
     def restore(self, entries: list[RawEntry]) -> None:
         for group, raw_key, raw_value in entries:

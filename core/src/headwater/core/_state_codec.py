@@ -36,6 +36,7 @@ from headwater.core._serialization import VersionedSerializer
 __all__ = [
     "CODEC_VERSION",
     "SchemaEvolutionError",
+    "StateCodecSerializer",
     "StateValueError",
     "decode_state",
     "encode_state",
@@ -72,6 +73,32 @@ def register_state_serializer(cls: type[T], serializer: VersionedSerializer[T]) 
     encoder = _registered_encoder(cls, serializer)  # fails for classes not importable
     _registered[cls] = serializer
     _ENCODERS[cls] = encoder
+
+
+class StateCodecSerializer:
+    """A :class:`VersionedSerializer` of any value the state codec writes (format version 1).
+
+    For checkpointed objects that need no format of their own: e.g. the request entries an async
+    sink buffers in its checkpoints.
+    """
+
+    @property
+    def version(self) -> int:
+        """The format version written (the codec's)."""
+        return CODEC_VERSION
+
+    def serialize(self, obj: Any, /) -> bytes:
+        """``obj`` as the codec's bytes."""
+        return encode_state(obj)
+
+    def deserialize(self, version: int, data: bytes, /) -> Any:
+        """The object :meth:`serialize` wrote."""
+        if version > CODEC_VERSION:
+            raise SerializationError(
+                f"state was written by state codec version {version}, newer than this release "
+                f"understands ({CODEC_VERSION}); upgrade headwater-core"
+            )
+        return decode_state(data)
 
 
 def encode_state(value: Any) -> bytes:
