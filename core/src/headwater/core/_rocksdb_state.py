@@ -63,7 +63,7 @@ class RocksDBStore:
         # No write-ahead log: the database is a working copy that checkpoints, not RocksDB,
         # make durable (a restore rebuilds it).
         write_options = WriteOptions()
-        write_options.disable_wal(True)
+        write_options.disable_wal = True  # type: ignore[assignment,method-assign] # a property at run time
         self.db.set_write_options(write_options)
         self.pending: dict[bytes, bytes | None] = {}
 
