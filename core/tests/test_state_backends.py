@@ -109,12 +109,16 @@ def test_incremental_snapshot_holds_only_changed_entries(kind: str, tmp_path: Pa
     backend.close()
 
 
-def reduce_job(env: StreamEnvironment, sink: CollectSink[Any], rate: int) -> None:
+def reduce_job(
+    env: StreamEnvironment, sink: CollectSink[Any], rate: int, seen: list[int] | None = None
+) -> None:
+    """A running sum per key; ``seen`` counts the records read (to stop in the middle)."""
     (
         env.from_source(
             DataGenSource(event, count=COUNT, rows_per_second=rate, num_splits=1), name="gen"
         )
         .uid("gen")
+        .map(lambda e: seen.append(1) or e if seen is not None else e)
         .key_by(lambda e: e[0])
         .reduce(lambda a, b: (a[0], a[1] + b[1], b[2]))
         .uid("sums")
@@ -149,9 +153,11 @@ def test_rocksdb_reduce_restores_at_another_parallelism_exactly(
 
     async def stop_midway() -> None:
         env = StreamEnvironment(parallelism=2, state_backend=backend(before))
-        reduce_job(env, first, rate=6000)
+        seen: list[int] = []
+        reduce_job(env, first, rate=6000, seen=seen)
         client = await env.execute_async("rocks-1")
-        await asyncio.sleep(0.25)
+        while len(seen) < 100:  # the input takes 0.5 s at least: stop in the middle
+            await asyncio.sleep(0.01)
         await client.stop_with_savepoint(savepoint)
 
     asyncio.run(stop_midway())
