@@ -2,6 +2,7 @@
 for every kind of keyed state."""
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from headwater.core import (
 from headwater.core._graph import NodeKind
 from headwater.core._rocksdb_state import RocksDBStore
 from headwater.core._runtime._restore import RestoredJob
-from headwater.core._runtime._storage import list_checkpoints, read_metadata
+from headwater.core._runtime._storage import CheckpointStorage, list_checkpoints, read_metadata
 
 COUNT = 3000
 KEYS = 40
@@ -315,3 +316,14 @@ def test_restore_with_another_max_parallelism_is_refused_for_every_keyed_state(
     keyed_kind_job(env, kind)
     with pytest.raises(JobFailedError, match="max_parallelism 64, the job 128"):
         env.execute("mp-2")
+
+
+def test_files_of_checkpoints_that_never_completed_are_removed_at_start(tmp_path: Path) -> None:
+    storage = CheckpointStorage(tmp_path, retained=2)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for name in ("kept", "orphan"):
+        (shared / name).write_bytes(b"x")
+    storage.write(1, json.dumps({"format_version": 2, "shared_files": ["kept"]}).encode())
+    storage.remove_orphans()
+    assert sorted(p.name for p in shared.iterdir()) == ["kept"]

@@ -407,6 +407,7 @@ class LocalExecutor:
         self.graph = graph
         checkpointing = env.checkpointing
         self.storage = CheckpointStorage(checkpointing.storage, checkpointing.retained)
+        self.storage.remove_orphans()
         self.metrics = MetricRegistry()
         self.pool = BlockingPool(env.execution.blocking_pool_size)
         self.latest: CompletedCheckpoint | None = None

@@ -124,6 +124,21 @@ class CheckpointStorage:
         self._prune()
         return target
 
+    def remove_orphans(self) -> None:
+        """Delete shared state files no completed checkpoint lists (run before a job starts).
+
+        They were written for checkpoints that never completed (a crash, an expired checkpoint).
+        """
+        shared = self.shared_dir()
+        if shared is None or not shared.is_dir():
+            return
+        referenced = {
+            name for _, path in list_checkpoints(shared.parent) for name in _shared_files(path)
+        }
+        for file in shared.iterdir():
+            if file.name not in referenced:
+                file.unlink(missing_ok=True)
+
     def _prune(self) -> None:
         assert self.directory is not None
         completed = list_checkpoints(self.directory)
