@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from headwater.core._errors import ConfigurationError, SerializationError
-from headwater.core._keygroups import key_group_for
+from headwater.core._keygroups import key_group_for, stable_hash
 from headwater.core._serialization import VersionedSerializer
 from headwater.core._state_codec import StateValueError, decode_state, encode_state
 
@@ -398,6 +398,14 @@ class MemoryTable(StateTable):
             keys = list(changed)
         if changed is not None:
             self.changed = set()
+        if keys is None and self.ttl_ms is None:  # the common full snapshot: one tight loop
+            encode = self.codec.encode
+            try:
+                for key, value in self.entries.items():
+                    yield stable_hash(key) % mp, encode_state(key), encode(value)
+            except StateValueError as exc:
+                raise self.unsupported(exc) from exc
+            return
         for key in self.entries if keys is None else keys:
             entry = self.entries.get(key, _ABSENT)
             group = key_group_for(key, mp)

@@ -164,19 +164,25 @@ _OFFSET = struct.Struct(">iI")  # seconds, microseconds of a fixed UTC offset
 
 
 _tz_suffixes: dict[dt.tzinfo, bytes] = {}
-_tz_objects: dict[bytes, dt.tzinfo | None] = {}
+_tz_objects: dict[bytes, dt.tzinfo] = {}
 _TZ_CACHE_SIZE = 1024
+
+
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:
+    """``make(key)``, remembered in ``cache`` (emptied when full)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _TZ_CACHE_SIZE:
+            cache.clear()
+        value = cache[key] = make(key)
+    return value
 
 
 def _tz(tz: dt.tzinfo | None) -> bytes:
     """A time zone as the suffix of a datetime's or time's fields (cached per time zone)."""
     if tz is None:
         return b""
-    suffix = _tz_suffixes.get(tz)
-    if suffix is None:
-        if len(_tz_suffixes) >= _TZ_CACHE_SIZE:
-            _tz_suffixes.clear()
-        suffix = _tz_suffixes[tz] = _tz_suffix(tz)
+    suffix: bytes = _cached(_tz_suffixes, tz, _tz_suffix)
     return suffix
 
 
@@ -302,12 +308,7 @@ def _from_tz(data: bytes, offset: int) -> dt.tzinfo | None:
     """The time zone :func:`_tz` wrote at ``offset`` of ``data`` (cached per suffix)."""
     if len(data) == offset:
         return None
-    suffix = data[offset:]
-    tz = _tz_objects.get(suffix)
-    if tz is None:
-        if len(_tz_objects) >= _TZ_CACHE_SIZE:
-            _tz_objects.clear()
-        tz = _tz_objects[suffix] = _tz_from_suffix(suffix)
+    tz: dt.tzinfo = _cached(_tz_objects, data[offset:], _tz_from_suffix)
     return tz
 
 
