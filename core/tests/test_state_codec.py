@@ -22,6 +22,7 @@ from headwater.core import (
     KeyedProcessFunction,
     ListStateDescriptor,
     MapStateDescriptor,
+    ProcessFunction,
     StreamEnvironment,
     ValueStateDescriptor,
     _state,
@@ -269,6 +270,27 @@ def test_unsupported_value_fails_when_written_naming_operator_state_and_type() -
     message = str(failure.value)
     assert "operator 'Remember'" in message and "state 'last'" in message
     assert "builtins.Exception" in message and "register_state_serializer" in message
+
+
+class Buffer(ProcessFunction[Any, Any]):
+    def open(self, context: Any) -> None:
+        self.buffer = context.get_list_state("buffer")
+
+    def process_element(self, value: Any) -> Any:
+        self.buffer.add(value)
+        yield value
+
+
+def test_unsupported_value_in_operator_list_state_fails_when_added() -> None:
+    env = StreamEnvironment()
+    env.from_collection([(1, "ok"), (2, object())]).process(Buffer(), name="Buffer").sink_to(
+        CollectSink()
+    )
+    with pytest.raises(JobFailedError) as failure:
+        env.execute("unsupported-list")
+    message = str(failure.value)
+    assert "operator 'Buffer'" in message and "list state 'buffer'" in message
+    assert "builtins.object" in message
 
 
 class Celsius:
