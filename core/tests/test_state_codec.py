@@ -17,6 +17,7 @@ import pytest
 from headwater.core import (
     CheckpointConfig,
     CollectSink,
+    DataGenSource,
     JobFailedError,
     JsonSerializer,
     KeyedProcessFunction,
@@ -24,7 +25,9 @@ from headwater.core import (
     MapStateDescriptor,
     ProcessFunction,
     StreamEnvironment,
+    TumblingEventTimeWindows,
     ValueStateDescriptor,
+    WatermarkStrategy,
     _state,
     _state_codec,
     register_state_serializer,
@@ -290,6 +293,25 @@ def test_unsupported_value_in_operator_list_state_fails_when_added() -> None:
         env.execute("unsupported-list")
     message = str(failure.value)
     assert "operator 'Buffer'" in message and "list state 'buffer'" in message
+    assert "builtins.object" in message
+
+
+def test_unsupported_value_in_a_window_fails_when_the_window_opens() -> None:
+    env = StreamEnvironment()  # no checkpoints: the value must be refused when it is added
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
+        lambda r, _t: r[0]
+    )
+    (
+        env.from_source(DataGenSource(lambda i, _rng: (i, object()), count=10), strategy)
+        .key_by(lambda r: r[0] % 2)
+        .window(TumblingEventTimeWindows.of(dt.timedelta(seconds=1)))
+        .reduce(lambda a, _b: a, name="Windows")
+        .sink_to(CollectSink())
+    )
+    with pytest.raises(JobFailedError) as failure:
+        env.execute("unsupported-window")
+    message = str(failure.value)
+    assert "operator 'Windows'" in message and "window contents" in message
     assert "builtins.object" in message
 
 

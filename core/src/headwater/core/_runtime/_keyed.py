@@ -24,7 +24,7 @@ from headwater.core._runtime._context import OperatorContext
 from headwater.core._runtime._operators import Operator
 from headwater.core._runtime._storage import write_atomically
 from headwater.core._state import AggregateFunction, KeyedStateBackend, encode_entries
-from headwater.core._state_codec import encode_state
+from headwater.core._state_codec import StateValueError, encode_state
 from headwater.core._watermarks import MIN_WATERMARK
 from headwater.core._windows import (
     ContinuousEventTimeTrigger,
@@ -416,6 +416,20 @@ class WindowOperator(_KeyedOperator):
             by_key.setdefault(key, []).append([start, end, acc, count, fired])
         return {"__windows": list(by_key.items())}
 
+    def checked(self, accumulator: Any) -> Any:
+        """A new window's first accumulator, if the state codec can write it (else fail now).
+
+        Checked once per window, not per record: records of other types added later to the
+        same window fail at the next checkpoint instead.
+        """
+        try:
+            encode_state(accumulator)
+        except StateValueError as exc:
+            raise StateValueError(
+                f"operator '{self.name}': window contents cannot hold the value: {exc}"
+            ) from exc
+        return accumulator
+
     def _push(self, at: int, kind: int, key: Any, start: int, end: int) -> None:
         bucket = self.timer_buckets.get(at)
         if bucket is None:
@@ -471,7 +485,7 @@ class WindowOperator(_KeyedOperator):
                     wk = (key, start, end)
                     entry = windows.get(wk)
                     if entry is None:
-                        entry = windows[wk] = [agg.first(value), 1, False]
+                        entry = windows[wk] = [self.checked(agg.first(value)), 1, False]
                         self._new_window(key, start, end, ts)
                     else:
                         entry[0] = agg.add(value, entry[0])
@@ -495,7 +509,7 @@ class WindowOperator(_KeyedOperator):
         assigner = self.assigner
         assert isinstance(assigner, TumblingEventTimeWindows)
         size, offset = assigner.size, assigner.offset
-        windows, key_of, push = self.windows, self.key_of, self._push
+        windows, key_of, push, checked = self.windows, self.key_of, self._push, self.checked
         function = self.spec.function
         aggregate = self.spec.kind == "aggregate"
         add = function.add if aggregate else function
@@ -513,7 +527,8 @@ class WindowOperator(_KeyedOperator):
                 wk = (key, start, end)
                 entry = windows.get(wk)
                 if entry is None:
-                    windows[wk] = [add(value, create()) if create else value, 1, False]
+                    first = add(value, create()) if create else value
+                    windows[wk] = [checked(first), 1, False]
                     push(end - 1, _FIRE, key, start, end)
                 else:
                     entry[0] = add(value, entry[0]) if aggregate else add(entry[0], value)
@@ -572,7 +587,7 @@ class WindowOperator(_KeyedOperator):
     def _merge_session(self, key: Any, start: int, end: int, value: Any) -> tuple[int, int]:
         sessions = self.sessions.setdefault(key, [])
         overlapping = [s for s in sessions if s[0] < end and start < s[1]]
-        acc = self.agg.first(value)
+        acc = self.checked(self.agg.first(value))
         count = 1
         fired = False
         for s in overlapping:
