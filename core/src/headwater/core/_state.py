@@ -93,7 +93,15 @@ class AggregateFunction(ABC, Generic[IN, ACC, OUT]):
 
 @dataclass(frozen=True)
 class ValueStateDescriptor(Generic[V]):
-    """A single value per key."""
+    """A single value per key.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        default: what :meth:`ValueState.value` returns for a key without a value.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the value instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     default: Any = None
@@ -103,7 +111,14 @@ class ValueStateDescriptor(Generic[V]):
 
 @dataclass(frozen=True)
 class ListStateDescriptor(Generic[V]):
-    """A list of values per key."""
+    """A list of values per key.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes each element instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     ttl: StateTtlConfig | None = None
@@ -112,7 +127,14 @@ class ListStateDescriptor(Generic[V]):
 
 @dataclass(frozen=True)
 class MapStateDescriptor(Generic[K, V]):
-    """A map per key (map keys may be any value the state codec writes, e.g. tuples or ints)."""
+    """A map per key (map keys may be any value the state codec writes, e.g. tuples or ints).
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes each map value (map keys go through the codec) instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     ttl: StateTtlConfig | None = None
@@ -121,7 +143,15 @@ class MapStateDescriptor(Generic[K, V]):
 
 @dataclass(frozen=True)
 class ReducingStateDescriptor(Generic[V]):
-    """A value per key that added values are folded into with ``reduce``."""
+    """A value per key that added values are folded into with ``reduce``.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        reduce: folds an added value into the current one.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the reduced value instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     reduce: Callable[[Any, Any], Any]
@@ -131,7 +161,15 @@ class ReducingStateDescriptor(Generic[V]):
 
 @dataclass(frozen=True)
 class AggregatingStateDescriptor(Generic[IN, ACC, OUT]):
-    """An accumulator per key that added values go into through an :class:`AggregateFunction`."""
+    """An accumulator per key that added values go into through an :class:`AggregateFunction`.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        aggregate: creates the accumulator, adds values to it and computes the result.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the accumulator instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     aggregate: AggregateFunction[Any, Any, Any]
