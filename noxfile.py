@@ -91,7 +91,7 @@ def tests(session: nox.Session, package: str, core: str) -> None:
     # The package under test gets all its extras, so its optional features are tested too.
     extras = {package: f"[{','.join(tested.extras)}]" if tested.extras else ""}
     session.install(
-        *dev_requirements("pytest", "pytest-asyncio", "pytest-timeout", "hypothesis"),
+        *dev_requirements("pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "pydantic"),
         *dev_requirements("build", "hatchling"),
     )
     if tested.kind is Kind.LOCKSTEP:

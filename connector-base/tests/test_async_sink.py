@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
+import decimal
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -288,6 +290,27 @@ async def test_buffered_entries_survive_a_restore(make_context: Any) -> None:
     await second.write_batch([25, 26])
     await second.flush(True)
     assert first.delivered + second.delivered == [str(i) for i in range(27)]
+
+
+class DefaultSerializerSink(AsyncSinkBase[Any, Any]):
+    """A sink that leaves its entries to the default serializer (core's state codec)."""
+
+    def create_async_writer(self, context: WriterInitContext, restored: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+
+def test_buffered_entries_keep_their_types_by_default() -> None:
+    serializer = DefaultSerializerSink(element_converter=lambda r: r).writer_state_serializer()
+    entry = (
+        ("key", 1),
+        datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+        decimal.Decimal("1.50"),
+        b"raw",
+        {1: {"set"}},
+    )
+    restored = serializer.deserialize(serializer.version, serializer.serialize(entry))
+    assert restored == entry and type(restored) is tuple and type(restored[0]) is tuple
+    assert restored[1].utcoffset() == datetime.timedelta(hours=2)
 
 
 async def test_flush_before_checkpoint_waits_for_retries(make_context: Any) -> None:

@@ -3,7 +3,8 @@
 import asyncio
 import random
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,49 @@ def test_broadcast_state_survives_a_savepoint_and_a_rescale(tmp_path: Path) -> N
     assert not [r for r in sink.results() if r[0] == "rule"]  # the rules were not read again
     for value, exceeded in events:  # yet every subtask of the rescaled job knows both rules
         assert exceeded == sorted(n for n, limit in (("low", 10), ("high", 90)) if value > limit)
+
+
+class TypedRules(BroadcastProcessFunction[int, tuple[str, int], tuple[Any, ...]]):
+    """Broadcast state under tuple keys holding Decimals and datetimes with a time zone."""
+
+    def process_element(
+        self, value: int, ctx: ReadOnlyBroadcastContext
+    ) -> Iterable[tuple[Any, ...]]:
+        yield ("event", value, sorted(ctx.broadcast_state("rules").items()))
+
+    def process_broadcast_element(
+        self, value: tuple[str, int], ctx: BroadcastContext
+    ) -> Iterable[tuple[Any, ...]]:
+        ctx.broadcast_state("rules")[(value[0], value[1])] = (Decimal(value[1]) / 4, SINCE)
+        yield ("rule", value[0])
+
+
+SINCE = datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def test_broadcast_state_keeps_its_types_across_a_savepoint(tmp_path: Path) -> None:
+    def job(restore: str | None, sink: CollectSink[Any]) -> StreamEnvironment:
+        env = StreamEnvironment(parallelism=2, checkpointing=CheckpointConfig(restore_from=restore))
+        rules = env.from_collection([("low", 10), ("high", 90)]).uid("rules")
+        events = env.from_source(
+            DataGenSource(number, count=3000, rows_per_second=3000), name="events"
+        ).uid("events")
+        events.connect(rules).process(TypedRules()).uid("typed").sink_to(sink).uid("sink")
+        return env
+
+    async def first() -> Path:
+        client = await job(None, CollectSink()).execute_async("first")
+        await asyncio.sleep(0.4)
+        return await client.stop_with_savepoint(tmp_path / "sp")
+
+    savepoint = asyncio.run(first())
+    sink: CollectSink[Any] = CollectSink()
+    job(str(savepoint), sink).execute("second")
+    states = [rules for kind, _, rules in sink.results() if kind == "event"]
+    assert states, "the restored job processed events"
+    expected = [(("high", 90), (Decimal("22.5"), SINCE)), (("low", 10), (Decimal("2.5"), SINCE))]
+    for rules in states:
+        assert rules == expected
+        for key, (limit, since) in rules:
+            assert type(key) is tuple and type(limit) is Decimal
+            assert since.utcoffset() == timedelta(hours=-5)

@@ -194,7 +194,7 @@ def test_checkpoint_metadata_and_retention(tmp_path: Path) -> None:
     assert len(chk) == 2
     assert result.last_checkpoint == chk[-1] or result.last_checkpoint in chk
     metadata = json.loads((chk[-1] / "_metadata").read_text())
-    assert metadata["format_version"] == 1
+    assert metadata["format_version"] == 2 and metadata["state_codec"] == 1
     assert metadata["kind"] == "final"
     assert not list((tmp_path / "ckpt").rglob("*.tmp-*"))
 

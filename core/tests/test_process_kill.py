@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from headwater.core._runtime._storage import list_checkpoints, read_metadata
 from headwater.core.testing import kill_repeatedly, read_records
 
 JOB = Path(__file__).parent / "jobs" / "kill_job.py"
@@ -68,3 +69,35 @@ def test_window_state_mutated_in_place_is_exactly_once_under_sigkill(tmp_path: P
     assert sum(count for count, _ in records) == COUNT
     assert sum(ids for _, ids in records) == COUNT * (COUNT - 1) // 2
     assert len(records) == 10 * (COUNT // 1000)  # every (key, 1 s window) fired exactly once
+
+
+@pytest.mark.slow
+def test_rocksdb_incremental_keyed_state_is_exact_under_repeated_sigkill(tmp_path: Path) -> None:
+    # One split: each key's records reach the reduce in input order, so every running value is
+    # determined; after any number of kills each must be emitted exactly once.
+    records = run_with_kills(tmp_path, "rocksdb", kills=10, seed=5)
+    got = Counter((r["key"], r["n"], r["sum"], r["last"]) for r in records)
+    duplicates = {k: n for k, n in got.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} duplicated records, e.g. {list(duplicates)[:5]}"
+    expected: Counter[tuple[int, int, int, int]] = Counter()
+    running: dict[int, tuple[int, int]] = {}
+    for index, value in expected_records():
+        key = index % 1000
+        n, total = running.get(key, (0, 0))
+        running[key] = (n + 1, total + value // 2)
+        expected[(key, n + 1, total + value // 2, index)] += 1
+    missing = expected - got
+    assert not missing, f"{len(missing)} records missing, e.g. {sorted(missing)[:5]}"
+    assert got == expected
+    # The checkpoints were incremental, and the files of checkpoints cut short by the kills were
+    # removed when the job started again (at most one checkpoint of the last run, pending when it
+    # ended, may have left its two subtasks' files).
+    storage = tmp_path / "ckpt"
+    referenced = {
+        name
+        for _, path in list_checkpoints(storage)
+        for name in read_metadata(path)["shared_files"]
+    }
+    assert referenced, "the checkpoints were incremental"
+    on_disk = {p.name for p in (storage / "shared").iterdir()}
+    assert referenced <= on_disk and len(on_disk - referenced) <= 2

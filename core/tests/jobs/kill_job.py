@@ -1,8 +1,10 @@
 """A bounded job for the process-kill tests: DataGen -> map -> file sink, 100 ms checkpoints.
 
 Usage: python kill_job.py OUTPUT_DIR CHECKPOINT_DIR COUNT MODE
-MODE is exactly_once, at_least_once, async (an async I/O lookup before an at-least-once sink) or
-windows (event-time windows whose accumulators are mutated in place, into an exactly-once sink).
+MODE is exactly_once, at_least_once, async (an async I/O lookup before an at-least-once sink),
+windows (event-time windows whose accumulators are mutated in place, into an exactly-once sink) or
+rocksdb (a keyed running reduce on the RocksDB backend with incremental checkpoints, into an
+exactly-once sink).
 Every run resumes from the newest checkpoint in CHECKPOINT_DIR.
 """
 
@@ -17,6 +19,7 @@ from headwater.core import (
     AsyncDataStream,
     CheckpointConfig,
     DataGenSource,
+    StateBackend,
     StreamEnvironment,
     TumblingEventTimeWindows,
     WatermarkStrategy,
@@ -50,11 +53,17 @@ class CountIds(AggregateFunction[dict[str, int], list[int], list[int]]):
 
 def main() -> None:
     output, checkpoints, count, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    rocksdb = mode == "rocksdb"
     env = StreamEnvironment(
         parallelism=2,
         checkpointing=CheckpointConfig(
-            interval=timedelta(milliseconds=100), storage=Path(checkpoints), restore_from="latest"
+            interval=timedelta(milliseconds=100),
+            storage=Path(checkpoints),
+            restore_from="latest",
+            incremental=rocksdb,
+            incremental_full_every=4,
         ),
+        state_backend=StateBackend.rocksdb(Path(checkpoints) / "rocksdb") if rocksdb else None,
     )
     sink = FileTwoPhaseSink(output) if mode == "exactly_once" else FileAppendSink(output)
     if mode == "windows":
@@ -73,6 +82,19 @@ def main() -> None:
             .sink_to(FileTwoPhaseSink(output))
         )
         env.execute("kill-test-windows")
+        return
+    if rocksdb:
+        (
+            env.from_source(
+                DataGenSource(record, count=count, rows_per_second=40_000, seed=7, num_splits=1),
+                name="gen",
+            )
+            .map(lambda r: {"key": r["id"] % 1000, "n": 1, "sum": r["value"], "last": r["id"]})
+            .key_by(lambda r: r["key"])
+            .reduce(lambda a, b: {**b, "n": a["n"] + 1, "sum": a["sum"] + b["sum"]})
+            .sink_to(FileTwoPhaseSink(output))
+        )
+        env.execute("kill-test-rocksdb")
         return
     stream = env.from_source(
         DataGenSource(record, count=count, rows_per_second=40_000, seed=7), name="gen"

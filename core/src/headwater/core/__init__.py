@@ -99,9 +99,16 @@ from headwater.core._state import (
     MapStateDescriptor,
     ReducingState,
     ReducingStateDescriptor,
+    StateBackend,
     StateTtlConfig,
     ValueState,
     ValueStateDescriptor,
+)
+from headwater.core._state_codec import (
+    SchemaEvolutionError,
+    StateCodecSerializer,
+    StateValueError,
+    register_state_serializer,
 )
 from headwater.core._watermarks import WatermarkGenerator, WatermarkStrategy
 from headwater.core._windows import (
@@ -204,6 +211,7 @@ __all__ = [
     "RetryableError",
     "RowKind",
     "RuntimeContext",
+    "SchemaEvolutionError",
     "SerializationError",
     "Sink",
     "SinkWriter",
@@ -215,7 +223,10 @@ __all__ = [
     "SourceSplit",
     "SplitEnumerator",
     "SplitEnumeratorContext",
+    "StateBackend",
+    "StateCodecSerializer",
     "StateTtlConfig",
+    "StateValueError",
     "StreamEnvironment",
     "TaskFailedError",
     "TimeWindow",
@@ -235,6 +246,7 @@ __all__ = [
     "__version__",
     "installed_connectors",
     "load_pipeline",
+    "register_state_serializer",
 ]
 
 for _name in __all__:

@@ -15,7 +15,8 @@ from typing import Any
 
 from headwater.core._connectors import installed_connectors
 from headwater.core._errors import HeadwaterError
-from headwater.core._runtime._storage import list_checkpoints, read_metadata
+from headwater.core._runtime._restore import decode_subtask_state
+from headwater.core._runtime._storage import SHARED_DIR, list_checkpoints, read_metadata
 
 __all__ = ["main"]
 
@@ -54,7 +55,7 @@ def _describe_checkpoint(path: Path) -> dict[str, Any]:
             "state_entries": sum(
                 len(v) if isinstance(v, list | dict) else 1
                 for sub in entry["subtasks"].values()
-                for v in sub.values()
+                for v in decode_subtask_state(sub, path.parent / SHARED_DIR).values()
             ),
         }
         for uid, entry in meta["operators"].items()

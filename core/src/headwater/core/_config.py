@@ -42,6 +42,11 @@ class CheckpointConfig:
             the path of a checkpoint or savepoint directory to start from.
         allow_non_restored_state: start even if the checkpoint has state for operators (by uid)
             that the job no longer has.
+        incremental: keyed state tables (not windows or timers) go to files under
+            ``storage/shared``, and a checkpoint writes only the entries changed since the one
+            before (a full copy every ``incremental_full_every`` checkpoints, and after a restore
+            or a savepoint). Needs ``storage``; savepoints stay self-contained.
+        incremental_full_every: the longest chain of files a restore reads per subtask.
     """
 
     interval: timedelta | None = None
@@ -51,6 +56,8 @@ class CheckpointConfig:
     retained: int = 3
     restore_from: str | Path | None = None
     allow_non_restored_state: bool = False
+    incremental: bool = False
+    incremental_full_every: int = 10
 
     def __post_init__(self) -> None:
         _positive("checkpointing", "interval", self.interval)
@@ -59,6 +66,13 @@ class CheckpointConfig:
             raise ConfigurationError(f"checkpointing: min_pause must be >= 0, got {self.min_pause}")
         if self.retained < 1:
             raise ConfigurationError(f"checkpointing: retained must be >= 1, got {self.retained}")
+        if self.incremental_full_every < 1:
+            raise ConfigurationError(
+                f"checkpointing: incremental_full_every must be >= 1, got "
+                f"{self.incremental_full_every}"
+            )
+        if self.incremental and self.storage is None:
+            raise ConfigurationError("checkpointing: incremental needs a storage directory")
         if self.storage is not None:
             object.__setattr__(self, "storage", Path(self.storage))  # accept str paths too
         if self.restore_from == "latest" and self.storage is None:

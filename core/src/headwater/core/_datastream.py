@@ -222,8 +222,9 @@ class KeyedStream(DataStream[T], Generic[T, K]):
     def reduce(self, fn: Callable[[T, T], T], *, name: str = "Reduce") -> DataStream[T]:
         """Fold each record into the running value of its key and emit the new running value.
 
-        The running values are keyed state (JSON-compatible keys and values), checkpointed per key
-        group and redistributed when the job is restored with another parallelism.
+        The running values are keyed state (written with the state codec, so they keep their
+        types), checkpointed per key group and redistributed when the job is restored with another
+        parallelism.
         """
         return self._add(NodeKind.REDUCE, name, fn, key=self._key_selector)
 

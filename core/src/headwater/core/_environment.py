@@ -16,6 +16,7 @@ from headwater.core._graph import Edge, JobGraph, NodeKind, Transformation, buil
 from headwater.core._reporters import MetricReporter
 from headwater.core._sink import DeliveryGuarantee, Sink
 from headwater.core._source import Boundedness, Source
+from headwater.core._state import StateBackend
 from headwater.core._watermarks import WatermarkStrategy
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class StreamEnvironment:
         restart_strategy: RestartStrategy | None = None,
         execution: ExecutionConfig | None = None,
         metric_reporters: Sequence[MetricReporter] = (),
+        state_backend: StateBackend | None = None,
     ) -> None:
         if parallelism < 1:
             raise ConfigurationError(f"environment: parallelism must be >= 1, got {parallelism}")
@@ -100,6 +102,7 @@ class StreamEnvironment:
         self.restart_strategy = restart_strategy or NoRestart()
         self.execution = execution or ExecutionConfig()
         self.metric_reporters = list(metric_reporters)
+        self.state_backend = state_backend or StateBackend.memory()
         self._transformations: list[Transformation] = []
         self._sinks: list[Transformation] = []
 

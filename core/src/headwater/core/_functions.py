@@ -38,7 +38,7 @@ R = TypeVar("R")
 
 
 class ListState:
-    """Operator state: a list of JSON-compatible values kept in every checkpoint.
+    """Operator state: a list of values (of the types the state codec writes) kept in every checkpoint.
 
     On restore with another parallelism, the items of a *list* state are dealt round-robin over the
     new subtasks; the items of a *union* list state are given, all of them, to every subtask.

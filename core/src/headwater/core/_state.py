@@ -3,20 +3,31 @@
 A keyed operator (after ``key_by``) sets the current key before it calls the user's function; state
 handles read and write the entry of that key. The backend snapshots its entries grouped by key
 group, so a job restored with another parallelism hands every key group to its new owner. Keys and
-values must be JSON-compatible (they are written into checkpoints without pickle).
+values go through the state codec (:mod:`headwater.core._state_codec`), or through the serializer a
+descriptor names; a value the codec cannot write fails when it is written to state.
+
+Entries live in a table per state: in a Python dict (:meth:`StateBackend.memory`, the default) or
+in an embedded RocksDB database on disk (:meth:`StateBackend.rocksdb`).
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from headwater.core._errors import ConfigurationError
-from headwater.core._keygroups import key_group_for
+from headwater.core._errors import ConfigurationError, SerializationError
+from headwater.core._keygroups import key_group_for, stable_hash
+from headwater.core._serialization import VersionedSerializer
+from headwater.core._state_codec import StateValueError, decode_state, encode_state
+
+if TYPE_CHECKING:
+    from headwater.core._rocksdb_state import RocksDBStore
 
 __all__ = [
     "AggregateFunction",
@@ -28,6 +39,7 @@ __all__ = [
     "MapStateDescriptor",
     "ReducingState",
     "ReducingStateDescriptor",
+    "StateBackend",
     "StateTtlConfig",
     "ValueState",
     "ValueStateDescriptor",
@@ -64,7 +76,7 @@ class AggregateFunction(ABC, Generic[IN, ACC, OUT]):
 
     @abstractmethod
     def create_accumulator(self) -> ACC:
-        """A new, empty accumulator (JSON-compatible: it is checkpointed)."""
+        """A new, empty accumulator (it is checkpointed through the state codec)."""
 
     @abstractmethod
     def add(self, value: IN, accumulator: ACC) -> ACC:
@@ -81,159 +93,484 @@ class AggregateFunction(ABC, Generic[IN, ACC, OUT]):
 
 @dataclass(frozen=True)
 class ValueStateDescriptor(Generic[V]):
-    """A single value per key."""
+    """A single value per key.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        default: what :meth:`ValueState.value` returns for a key without a value.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the value instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     default: Any = None
     ttl: StateTtlConfig | None = None
+    serializer: VersionedSerializer[Any] | None = None
 
 
 @dataclass(frozen=True)
 class ListStateDescriptor(Generic[V]):
-    """A list of values per key."""
+    """A list of values per key.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes each element instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     ttl: StateTtlConfig | None = None
+    serializer: VersionedSerializer[Any] | None = None
 
 
 @dataclass(frozen=True)
 class MapStateDescriptor(Generic[K, V]):
-    """A map per key (map keys must be strings to survive JSON checkpoints unchanged)."""
+    """A map per key (map keys may be any value the state codec writes, e.g. tuples or ints).
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes each map value (map keys go through the codec) instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     ttl: StateTtlConfig | None = None
+    serializer: VersionedSerializer[Any] | None = None
 
 
 @dataclass(frozen=True)
 class ReducingStateDescriptor(Generic[V]):
-    """A value per key that added values are folded into with ``reduce``."""
+    """A value per key that added values are folded into with ``reduce``.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        reduce: folds an added value into the current one.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the reduced value instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     reduce: Callable[[Any, Any], Any]
     ttl: StateTtlConfig | None = None
+    serializer: VersionedSerializer[Any] | None = None
 
 
 @dataclass(frozen=True)
 class AggregatingStateDescriptor(Generic[IN, ACC, OUT]):
-    """An accumulator per key that added values go into through an :class:`AggregateFunction`."""
+    """An accumulator per key that added values go into through an :class:`AggregateFunction`.
+
+    Args:
+        name: the state's name (unique per operator; it is how a restore finds the state).
+        aggregate: creates the accumulator, adds values to it and computes the result.
+        ttl: entries expire this long after they were written (``None``: never).
+        serializer: writes the accumulator instead of the state codec (its version is stored with the
+            data); ``None`` uses the codec.
+    """
 
     name: str
     aggregate: AggregateFunction[Any, Any, Any]
     ttl: StateTtlConfig | None = None
+    serializer: VersionedSerializer[Any] | None = None
+
+
+@dataclass(frozen=True)
+class StateBackend:
+    """Where a job's keyed state lives (:meth:`memory`, the default, or :meth:`rocksdb`).
+
+    Both keep the same API, TTL and key groups; checkpoints of either restore into either.
+
+    Args:
+        kind: ``"memory"`` or ``"rocksdb"``.
+        path: the directory RocksDB databases are created in (one per keyed operator subtask,
+            removed when the subtask closes).
+    """
+
+    kind: str = "memory"
+    path: Path | None = None
+
+    @classmethod
+    def memory(cls) -> StateBackend:
+        """Keyed state in Python dicts: fastest, bounded by memory."""
+        return cls("memory")
+
+    @classmethod
+    def rocksdb(cls, path: str | Path) -> StateBackend:
+        """Keyed state in embedded RocksDB databases under ``path``: bounded by disk.
+
+        Needs the ``rocksdb`` extra (``pip install headwater-core[rocksdb]``).
+        """
+        try:
+            import rocksdict  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(
+                "StateBackend.rocksdb() needs rocksdict: pip install 'headwater-core[rocksdb]'"
+            ) from exc
+        return cls("rocksdb", Path(path))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("memory", "rocksdb"):
+            raise ConfigurationError(f"state backend: unknown kind {self.kind!r}")
+        if self.kind == "rocksdb" and self.path is None:
+            raise ConfigurationError("state backend: rocksdb needs a path")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Table:
-    """The entries of one named state: key -> value, or key -> [value, expires_at_ms] with TTL."""
+_EXPIRY = struct.Struct(">q")
 
-    __slots__ = ("entries", "name", "ttl_ms", "update_on_read")
 
-    def __init__(self, name: str, ttl: StateTtlConfig | None) -> None:
+class _ValueCodec:
+    """Values of one state to bytes: the state codec, or the serializer its descriptor names.
+
+    A descriptor's serializer writes the value of value, reducing and aggregating state, each
+    element of list state and each value of map state (map keys go through the state codec).
+    """
+
+    __slots__ = ("_serializer", "_shape")
+
+    def __init__(self, serializer: VersionedSerializer[Any] | None, shape: str = "value") -> None:
+        self._serializer = serializer
+        self._shape = shape
+
+    def encode(self, value: Any) -> bytes:
+        s = self._serializer
+        if s is None:
+            return encode_state(value)
+        if self._shape == "list":
+            return encode_state([s.version, [s.serialize(v) for v in value]])
+        if self._shape == "map":
+            return encode_state([s.version, [[k, s.serialize(v)] for k, v in value.items()]])
+        return encode_state([s.version, s.serialize(value)])
+
+    def encode_item(self, item: Any) -> bytes:
+        """One list element or map value."""
+        s = self._serializer
+        return encode_state(item) if s is None else s.serialize(item)
+
+    def decode(self, data: bytes) -> Any:
+        s = self._serializer
+        if s is None:
+            return decode_state(data)
+        version, payload = decode_state(data)
+        if self._shape == "list":
+            return [s.deserialize(version, v) for v in payload]
+        if self._shape == "map":
+            return {k: s.deserialize(version, v) for k, v in payload}
+        return s.deserialize(version, payload)
+
+
+RawEntry = tuple[int, Any, Any]
+"""A restored entry: ``(key_group, key, value)``, either both bytes (state codec) or JSON values
+(checkpoints of release 0.1, whose tuples came back as lists)."""
+
+
+def _hashable(key: Any) -> Any:
+    """JSON turned tuples into lists; keys of 0.1 checkpoints come back as tuples."""
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+class StateTable(ABC):
+    """The entries of one named state, whatever holds them.
+
+    Values with a TTL are stored with their expiry time; in bytes as an 8-byte expiry prefix.
+    """
+
+    def __init__(
+        self, backend: KeyedStateBackend, name: str, ttl: StateTtlConfig | None, codec: _ValueCodec
+    ) -> None:
+        self.backend = backend
         self.name = name
-        self.entries: dict[Any, Any] = {}
+        self.codec = codec
         self.ttl_ms = int(ttl.ttl.total_seconds() * 1000) if ttl else None
         self.update_on_read = bool(ttl and ttl.update_on_read)
+
+    def check(self, value: Any) -> None:
+        """Fail now (not at the next checkpoint) if ``value`` cannot be written to this state."""
+        try:
+            self.codec.encode(value)
+        except StateValueError as exc:
+            raise self.unsupported(exc) from exc
+
+    def check_item(self, item: Any, key: Any = _ABSENT) -> None:
+        """:meth:`check` for one list element, or one map entry (``key`` and ``item``)."""
+        try:
+            self.codec.encode_item(item)
+            if key is not _ABSENT:
+                encode_state(key)
+        except (StateValueError, TypeError, ValueError) as exc:
+            raise self.unsupported(StateValueError(str(exc))) from exc
+
+    def unsupported(self, exc: StateValueError) -> StateValueError:
+        """``exc`` naming the operator and this state."""
+        return StateValueError(
+            f"operator '{self.backend.operator}': state '{self.name}' cannot hold the value: {exc}"
+        )
+
+    def encode_value(self, value: Any, expires: int | None) -> bytes:
+        """A stored value as bytes (with its expiry time when the state has a TTL)."""
+        try:
+            data = self.codec.encode(value)
+        except StateValueError as exc:
+            raise self.unsupported(exc) from exc
+        return data if expires is None else _EXPIRY.pack(expires) + data
+
+    def decode_value(self, data: bytes) -> tuple[Any, int | None]:
+        """``(value, expires)`` of stored bytes."""
+        try:
+            if self.ttl_ms is None:
+                return self.codec.decode(data), None
+            return self.codec.decode(data[8:]), _EXPIRY.unpack_from(data)[0]
+        except SerializationError as exc:
+            raise SerializationError(
+                f"operator '{self.backend.operator}': state '{self.name}' cannot be restored: {exc}"
+            ) from exc
+
+    def restored_value(self, key: Any, value: Any) -> tuple[Any, Any, int | None]:
+        """``(key, value, expires)`` of a restored entry (bytes, or JSON of a 0.1 checkpoint)."""
+        if type(key) is bytes:
+            return decode_state(key), *self.decode_value(value)
+        if self.ttl_ms is None:
+            return _hashable(key), value, None
+        return _hashable(key), value[0], value[1]
+
+    @abstractmethod
+    def get(self, key: Any) -> Any:
+        """The live value of ``key``, or ``_ABSENT``."""
+
+    @abstractmethod
+    def store(self, key: Any, value: Any) -> None:
+        """Set ``key``'s value (already checked, or checked by encoding)."""
+
+    def put(self, key: Any, value: Any) -> None:
+        """Check and set ``key``'s value."""
+        self.check(value)
+        self.store(key, value)
+
+    @abstractmethod
+    def remove(self, key: Any) -> None:
+        """Remove ``key``."""
+
+    @abstractmethod
+    def batch(self, keys: list[Any]) -> dict[Any, Any]:
+        """The values of ``keys`` as a dict a loop over one record batch reads and writes."""
+
+    @abstractmethod
+    def commit(self, values: dict[Any, Any], keys: list[Any]) -> None:
+        """Write back what a batch loop changed in the dict :meth:`batch` returned."""
+
+    @abstractmethod
+    def restore(self, entries: list[RawEntry]) -> None:
+        """Load restored entries."""
+
+    @abstractmethod
+    def snapshot(self, full: bool) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """``(key_group, key, value)`` of live entries, in bytes.
+
+        ``full``: every live entry; otherwise those changed since the last snapshot (``None`` for
+        removed ones).
+        """
+
+
+class MemoryTable(StateTable):
+    """Entries in a dict: ``key -> value``, or ``key -> [value, expires_at_ms]`` with a TTL."""
+
+    def __init__(
+        self, backend: KeyedStateBackend, name: str, ttl: StateTtlConfig | None, codec: _ValueCodec
+    ) -> None:
+        super().__init__(backend, name, ttl, codec)
+        self.entries: dict[Any, Any] = {}
+        self.changed: set[Any] | None = set() if backend.track_changes else None
 
     def get(self, key: Any) -> Any:
         entry = self.entries.get(key, _ABSENT)
         if entry is _ABSENT or self.ttl_ms is None:
             return entry
         if entry[1] <= _now_ms():
-            del self.entries[key]
+            self.remove(key)
             return _ABSENT
         if self.update_on_read:
             entry[1] = _now_ms() + self.ttl_ms
+            if self.changed is not None:
+                self.changed.add(key)
         return entry[0]
 
-    def put(self, key: Any, value: Any) -> None:
+    def store(self, key: Any, value: Any) -> None:
         if self.ttl_ms is None:
             self.entries[key] = value
         else:
             self.entries[key] = [value, _now_ms() + self.ttl_ms]
+        if self.changed is not None:
+            self.changed.add(key)
 
     def remove(self, key: Any) -> None:
         self.entries.pop(key, None)
+        if self.changed is not None:
+            self.changed.add(key)
 
-    def live_items(self) -> Iterator[tuple[Any, Any]]:
-        if self.ttl_ms is None:
-            yield from self.entries.items()
-            return
+    def batch(self, keys: list[Any]) -> dict[Any, Any]:
+        return self.entries  # the loop works on the live dict
+
+    def commit(self, values: dict[Any, Any], keys: list[Any]) -> None:
+        written = set(keys)
+        for key in written:
+            self.check(values[key])
+        if self.changed is not None:
+            self.changed.update(written)
+
+    def restore(self, entries: list[RawEntry]) -> None:
+        for _, raw_key, raw_value in entries:
+            key, value, expires = self.restored_value(raw_key, raw_value)
+            self.entries[key] = value if expires is None else [value, expires]
+
+    def snapshot(self, full: bool) -> Iterator[tuple[int, bytes, bytes | None]]:
+        mp = self.backend.max_parallelism
         now = _now_ms()
-        for key, (value, expires) in list(self.entries.items()):
-            if expires > now:
-                yield key, [value, expires]
-            else:
-                del self.entries[key]
+        changed, keys = self.changed, None
+        if not full and changed is not None:
+            keys = list(changed)
+        if changed is not None:
+            self.changed = set()
+        if keys is None and self.ttl_ms is None:  # the common full snapshot: one tight loop
+            encode = self.codec.encode
+            try:
+                for key, value in self.entries.items():
+                    yield stable_hash(key) % mp, encode_state(key), encode(value)
+            except StateValueError as exc:
+                raise self.unsupported(exc) from exc
+            return
+        for key in self.entries if keys is None else keys:
+            entry = self.entries.get(key, _ABSENT)
+            group = key_group_for(key, mp)
+            if entry is _ABSENT:
+                if keys is not None:
+                    yield group, encode_state(key), None
+            elif self.ttl_ms is None:
+                yield group, encode_state(key), self.encode_value(entry, None)
+            elif entry[1] > now:
+                yield group, encode_state(key), self.encode_value(entry[0], entry[1])
 
 
 class KeyedStateBackend:
-    """All keyed state of one operator subtask; handles read the entry of :attr:`current_key`."""
+    """All keyed state of one operator subtask; handles read the entry of :attr:`current_key`.
 
-    def __init__(self, max_parallelism: int) -> None:
+    Args:
+        max_parallelism: the number of key groups.
+        operator: the operator's name (for errors).
+        store: a RocksDB database to keep entries in; ``None`` keeps them in dicts.
+        track_changes: remember changed keys, so :meth:`snapshot` can write only those.
+    """
+
+    def __init__(
+        self,
+        max_parallelism: int,
+        *,
+        operator: str = "",
+        store: RocksDBStore | None = None,
+        track_changes: bool = False,
+    ) -> None:
         self.max_parallelism = max_parallelism
+        self.operator = operator
+        self.store = store
+        self.track_changes = track_changes
         self.current_key: Any = None
-        self._tables: dict[str, _Table] = {}
-        self._restored: dict[str, list[list[Any]]] = {}
+        self._tables: dict[str, StateTable] = {}
+        self._restored: dict[str, list[RawEntry]] = {}
 
-    def table(self, name: str, ttl: StateTtlConfig | None) -> _Table:
-        """The table of state ``name`` (restored entries included)."""
+    def table(
+        self,
+        name: str,
+        ttl: StateTtlConfig | None = None,
+        serializer: VersionedSerializer[Any] | None = None,
+        shape: str = "value",
+    ) -> StateTable:
+        """The table of state ``name`` (restored entries included).
+
+        ``shape`` (``value``, ``list`` or ``map``) says what a descriptor's ``serializer`` writes.
+        """
         table = self._tables.get(name)
         if table is None:
-            table = self._tables[name] = _Table(name, ttl)
-            for key, value in self._restored.pop(name, []):
-                table.entries[_hashable(key)] = value
+            codec = _ValueCodec(serializer, shape)
+            if self.store is None:
+                table = MemoryTable(self, name, ttl, codec)
+            else:
+                table = self.store.table(self, name, ttl, codec)
+            table.restore(self._restored.pop(name, []))
+            self._tables[name] = table
         return table
 
-    def restore(self, keyed: dict[str, dict[str, list[list[Any]]]]) -> None:
-        """Load the entries of the key groups this subtask owns."""
-        for groups in keyed.values():
-            for name, entries in groups.items():
-                self._restored.setdefault(name, []).extend(entries)
+    def restore(self, keyed: dict[Any, dict[str, list[Any]]]) -> None:
+        """Load the entries of the key groups this subtask owns: ``{key_group: {state: entries}}``."""
+        for group, states in keyed.items():
+            for name, entries in states.items():
+                self._restored.setdefault(name, []).extend((int(group), k, v) for k, v in entries)
 
-    def restored_entries(self, name: str) -> list[list[Any]]:
-        """Entries of ``name`` not yet claimed by a state handle (for operators' own tables)."""
-        return self._restored.pop(name, [])
+    def restored_entries(self, name: str) -> list[tuple[Any, Any]]:
+        """Restored ``(key, value)`` of ``name`` for operators' own state (windows, timers)."""
+        return [
+            (decode_state(k), decode_state(v)) if type(k) is bytes else (_hashable(k), v)
+            for _, k, v in self._restored.pop(name, [])
+        ]
 
-    def snapshot(self, extra: dict[str, list[tuple[Any, Any]]] | None = None) -> dict[str, Any]:
-        """Every live entry grouped by key group: ``{key_group: {state: [[key, value], ...]}}``."""
-        groups: dict[str, dict[str, list[Any]]] = {}
-        mp = self.max_parallelism
-        tables: dict[str, Any] = {name: t.live_items() for name, t in self._tables.items()}
-        if extra:
-            tables.update({name: iter(items) for name, items in extra.items()})
-        for name, items in tables.items():
-            for key, value in items:
-                group = groups.setdefault(str(key_group_for(key, mp)), {})
-                group.setdefault(name, []).append([key, value])
-        # State not touched since the restore is kept as it was.
-        for name, entries in self._restored.items():
-            for key, value in entries:
-                group = groups.setdefault(str(key_group_for(_hashable(key), mp)), {})
-                group.setdefault(name, []).append([key, value])
+    def snapshot(self, full: bool = True) -> dict[int, dict[str, list[list[Any]]]]:
+        """Entries grouped by key group: ``{key_group: {state: [[key, value], ...]}}`` in bytes.
+
+        ``full`` takes every live entry; otherwise only those changed since the last snapshot
+        (removed ones with value ``None``). State not claimed by a handle since the restore is
+        written as it was restored.
+        """
+        if self.store is not None:
+            self.store.flush()
+        groups: dict[int, dict[str, list[list[Any]]]] = {}
+        for name, table in self._tables.items():
+            for group, key, value in table.snapshot(full):
+                groups.setdefault(group, {}).setdefault(name, []).append([key, value])
+        if full:
+            for name, entries in self._restored.items():
+                for group, key, value in entries:
+                    entry = [key, value]
+                    if type(key) is not bytes:  # a 0.1 checkpoint: JSON values
+                        entry = [encode_state(_hashable(key)), encode_state(value)]
+                    groups.setdefault(group, {}).setdefault(name, []).append(entry)
         return groups
+
+    def close(self) -> None:
+        """Release the database (if any)."""
+        if self.store is not None:
+            self.store.close()
 
     # -- handles ---------------------------------------------------------------------------
     def get_state(self, descriptor: Any) -> Any:
         """The handle for ``descriptor`` (value, list, map, reducing or aggregating)."""
-        table = self.table(descriptor.name, descriptor.ttl)
         handle_type = _HANDLES.get(type(descriptor))
         if handle_type is None:
             raise ConfigurationError(f"unknown state descriptor {type(descriptor).__name__}")
+        shape = _SHAPES.get(type(descriptor), "value")
+        table = self.table(descriptor.name, descriptor.ttl, descriptor.serializer, shape)
         return handle_type(self, table, descriptor)
 
 
-def _hashable(key: Any) -> Any:
-    """JSON turns tuples into lists; keys come back as tuples."""
-    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+def encode_entries(
+    entries: dict[str, list[tuple[Any, Any]]], max_parallelism: int
+) -> dict[int, dict[str, list[list[bytes]]]]:
+    """Operators' own keyed entries (windows, timers) in the shape of :meth:`KeyedStateBackend.snapshot`."""
+    groups: dict[int, dict[str, list[list[bytes]]]] = {}
+    for name, items in entries.items():
+        for key, value in items:
+            group = groups.setdefault(key_group_for(key, max_parallelism), {})
+            group.setdefault(name, []).append([encode_state(key), encode_state(value)])
+    return groups
 
 
 class _Handle:
     __slots__ = ("_backend", "_descriptor", "_table")
 
-    def __init__(self, backend: KeyedStateBackend, table: _Table, descriptor: Any) -> None:
+    def __init__(self, backend: KeyedStateBackend, table: StateTable, descriptor: Any) -> None:
         self._backend = backend
         self._table = table
         self._descriptor = descriptor
@@ -267,7 +604,8 @@ class KeyedListState(_Handle, Generic[V]):
 
     def add(self, value: V) -> None:
         """Append a value."""
-        self._table.put(self._backend.current_key, [*self.get(), value])
+        self._table.check_item(value)
+        self._table.store(self._backend.current_key, [*self.get(), value])
 
     def update(self, values: list[V]) -> None:
         """Replace the values."""
@@ -287,15 +625,16 @@ class MapState(_Handle, Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         """Set ``key`` in the current key's map."""
+        self._table.check_item(value, key)
         m = self._map()
         m[key] = value
-        self._table.put(self._backend.current_key, m)
+        self._table.store(self._backend.current_key, m)
 
     def remove(self, key: K) -> None:
         """Remove ``key`` from the current key's map."""
         m = self._map()
         m.pop(key, None)
-        self._table.put(self._backend.current_key, m)
+        self._table.store(self._backend.current_key, m)
 
     def contains(self, key: K) -> bool:
         """Whether the current key's map has ``key``."""
@@ -345,3 +684,5 @@ _HANDLES: dict[type, type[_Handle]] = {
     ReducingStateDescriptor: ReducingState,
     AggregatingStateDescriptor: AggregatingState,
 }
+
+_SHAPES: dict[type, str] = {ListStateDescriptor: "list", MapStateDescriptor: "map"}

@@ -33,6 +33,7 @@ from headwater.core import (
     RetryableError,
     Sink,
     SinkWriter,
+    StateCodecSerializer,
     VersionedSerializer,
     WriterInitContext,
 )
@@ -586,8 +587,10 @@ class AsyncSinkBase(Sink[IN], Generic[IN, E]):
     """A sink whose writer is an :class:`AsyncSinkWriter`: at-least-once, buffer in the checkpoint.
 
     A connector implements :meth:`create_async_writer` (build its writer with ``restored``
-    entries) and :meth:`entry_serializer` (a versioned serializer of one request entry; buffered
-    entries are checkpointed one by one, so they are redistributed when the parallelism changes).
+    entries) and may override :meth:`entry_serializer` (a versioned serializer of one request
+    entry; buffered entries are checkpointed one by one, so they are redistributed when the
+    parallelism changes). By default entries go through core's state codec, so tuples, bytes,
+    datetimes, Decimals and dataclasses come back from a restore unchanged.
 
     Args:
         element_converter: turns a record into a request entry.
@@ -606,9 +609,9 @@ class AsyncSinkBase(Sink[IN], Generic[IN, E]):
     ) -> AsyncSinkWriter[IN, E]:
         """A writer for one subtask, starting with the ``restored`` entries."""
 
-    @abstractmethod
     def entry_serializer(self) -> VersionedSerializer[E]:
-        """The serializer of one request entry (the checkpointed buffer)."""
+        """The serializer of one request entry (the checkpointed buffer): the state codec."""
+        return StateCodecSerializer()
 
     def create_writer(self, context: WriterInitContext) -> AsyncSinkWriter[IN, E]:
         """A writer with an empty buffer."""

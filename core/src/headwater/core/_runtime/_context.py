@@ -6,13 +6,16 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from headwater.core._functions import ListState
 from headwater.core._metrics import MetricGroup
+from headwater.core._state import StateBackend
+from headwater.core._state_codec import StateValueError, encode_state
 
-__all__ = ["BlockingPool", "OperatorContext"]
+__all__ = ["BlockingPool", "CheckedListState", "OperatorContext"]
 
 R = TypeVar("R")
 
@@ -95,6 +98,10 @@ class OperatorContext:
         attempt: int,
         restored_checkpoint_id: int | None,
         restored: dict[str, Any] | None,
+        state_backend: StateBackend | None = None,
+        incremental_dir: Path | None = None,
+        incremental_full_every: int = 10,
+        is_savepoint: Callable[[int], bool] | None = None,
     ) -> None:
         self.operator_name = operator_name
         self.operator_uid = operator_uid
@@ -106,6 +113,11 @@ class OperatorContext:
         self.attempt = attempt
         self.restored_checkpoint_id = restored_checkpoint_id
         self.restored: dict[str, Any] = restored or {}
+        self.state_backend = state_backend or StateBackend.memory()
+        self.incremental_dir = incremental_dir
+        """Where incremental keyed state files go (``None``: every checkpoint is full)."""
+        self.incremental_full_every = incremental_full_every
+        self.is_savepoint: Callable[[int], bool] = is_savepoint or (lambda _id: False)
         self._pool = pool
         self.list_states: dict[str, ListState] = {}
         self.union_states: dict[str, ListState] = {}
@@ -129,7 +141,8 @@ class OperatorContext:
     def _state(self, states: dict[str, ListState], kind: str, name: str) -> ListState:
         state = states.get(name)
         if state is None:
-            state = states[name] = ListState(list(self.restored.get(kind, {}).get(name, [])))
+            restored = list(self.restored.get(kind, {}).get(name, []))
+            state = states[name] = CheckedListState(restored, self.operator_name, name)
         return state
 
     def schedule_tick(self, delay: float) -> None:
@@ -149,6 +162,40 @@ class OperatorContext:
     def send_source_event(self, event: Any, /) -> None:
         """Send a custom event to the source's enumerator."""
         self.source_events(event)
+
+
+class CheckedListState(ListState):
+    """Operator list state that refuses values the state codec cannot write.
+
+    ``add`` and ``update`` fail at once (not at the next checkpoint), naming operator and state.
+    """
+
+    __slots__ = ("_name", "_operator")
+
+    def __init__(self, items: list[Any], operator: str, name: str) -> None:
+        super().__init__(items)
+        self._operator = operator
+        self._name = name
+
+    def _check(self, items: Any) -> None:
+        try:
+            encode_state(items)
+        except StateValueError as exc:
+            raise StateValueError(
+                f"operator '{self._operator}': list state '{self._name}' cannot hold the value: "
+                f"{exc}"
+            ) from exc
+
+    def update(self, items: Iterable[Any]) -> None:
+        """Replace every item."""
+        values = list(items)
+        self._check(values)
+        self.items = values
+
+    def add(self, item: Any) -> None:
+        """Append one item."""
+        self._check(item)
+        self.items.append(item)
 
 
 def _unsupported(what: str) -> Callable[..., None]:

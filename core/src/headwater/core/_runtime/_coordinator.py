@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -19,6 +20,7 @@ from headwater.core._runtime._operators import encode_blob
 from headwater.core._runtime._storage import FORMAT_VERSION, CheckpointStorage
 from headwater.core._runtime._tasks import SourceTask, Task
 from headwater.core._source import Source, SplitEnumerator
+from headwater.core._state_codec import CODEC_VERSION, StateValueError, encode_state
 
 if TYPE_CHECKING:
     from headwater.core._runtime._executor import Attempt
@@ -53,6 +55,7 @@ class _Pending:
     remaining: set[int]
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
     enumerators: dict[str, Any] = field(default_factory=dict)
+    shared_files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     future: asyncio.Future[CompletedCheckpoint] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -64,11 +67,13 @@ def _metadata_document(pending: _Pending, job_name: str) -> bytes:
     header = json.dumps(
         {
             "format_version": FORMAT_VERSION,
+            "state_codec": CODEC_VERSION,
             "checkpoint_id": pending.checkpoint_id,
             "kind": pending.kind,
             "job_name": job_name,
             "timestamp_ms": int(time.time() * 1000),
             "enumerators": pending.enumerators,
+            "shared_files": sorted(pending.shared_files),
         },
         separators=(",", ":"),
     )
@@ -166,6 +171,11 @@ class CheckpointCoordinator:
         """Whether a stop with savepoint is in progress: no other checkpoint may follow it."""
         return self.stop_checkpoint_id is not None
 
+    def is_savepoint(self, checkpoint_id: int) -> bool:
+        """Whether ``checkpoint_id`` is a savepoint (self-contained: no incremental state)."""
+        pending = self.pending.get(checkpoint_id)
+        return pending is not None and pending.kind == "savepoint"
+
     def trigger(
         self, kind: str = "checkpoint", savepoint: Path | None = None, *, stop: bool = False
     ) -> asyncio.Future[CompletedCheckpoint]:
@@ -223,12 +233,13 @@ class CheckpointCoordinator:
         for uid, state in states.items():
             # Serialize now: the operator goes on mutating its live state after the barrier.
             try:
-                raw = json.dumps(state, separators=(",", ":"))
-            except (TypeError, ValueError) as exc:
+                raw = f'"{base64.b64encode(encode_state(state)).decode()}"'
+            except StateValueError as exc:
                 raise CheckpointError(
                     f"checkpoint {checkpoint_id}: the state of operator {uid} in task "
-                    f"'{task.name}' is not JSON-compatible: {exc}"
+                    f"'{task.name}' cannot be written: {exc}"
                 ) from exc
+            pending.shared_files.update(state.get("keyed_files", ()))
             entry = pending.operators.setdefault(
                 uid,
                 {

@@ -130,7 +130,13 @@ class Attempt:
 
     # -- building --------------------------------------------------------------------------
     def _context(
-        self, vertex: JobVertex, uid: str, name: str, kind: NodeKind, subtask: int
+        self,
+        vertex: JobVertex,
+        uid: str,
+        name: str,
+        kind: NodeKind,
+        subtask: int,
+        coordinator: CheckpointCoordinator | None = None,
     ) -> OperatorContext:
         restored = None
         if self.restored is not None:
@@ -151,6 +157,12 @@ class Attempt:
             attempt=self.number,
             restored_checkpoint_id=self.restored.checkpoint_id if self.restored else None,
             restored=restored,
+            state_backend=self.env.state_backend,
+            incremental_dir=self.executor.storage.shared_dir()
+            if self.env.checkpointing.incremental
+            else None,
+            incremental_full_every=self.env.checkpointing.incremental_full_every,
+            is_savepoint=coordinator.is_savepoint if coordinator is not None else None,
         )
 
     async def _build(self, coordinator: CheckpointCoordinator) -> None:
@@ -191,7 +203,9 @@ class Attempt:
                 operators = [create_operator(t) for t in chain]
                 for op in operators:
                     await op.open(
-                        self._context(vertex, op.uid, op.name, op.transformation.kind, subtask)
+                        self._context(
+                            vertex, op.uid, op.name, op.transformation.kind, subtask, coordinator
+                        )
                     )
                 task: Task
                 if vertex.head.kind is NodeKind.SOURCE:
@@ -393,6 +407,7 @@ class LocalExecutor:
         self.graph = graph
         checkpointing = env.checkpointing
         self.storage = CheckpointStorage(checkpointing.storage, checkpointing.retained)
+        self.storage.remove_orphans()
         self.metrics = MetricRegistry()
         self.pool = BlockingPool(env.execution.blocking_pool_size)
         self.latest: CompletedCheckpoint | None = None

@@ -1,8 +1,10 @@
 """Keyed operators: running reduce, KeyedProcessFunction with timers, and windows.
 
 A keyed operator is always the head of its task (``key_by`` never chains), so its timers and
-side outputs go through the task directly. Keyed state lives in a :class:`KeyedStateBackend` and is
-checkpointed per key group together with the operator's timers and windows.
+side outputs go through the task directly. Keyed state lives in a :class:`KeyedStateBackend` (in
+memory or in RocksDB) and is checkpointed per key group together with the operator's timers and
+windows, which stay in memory. With incremental checkpoints the state tables go to files of their
+own, each checkpoint writing only the entries changed since the one before.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import copy
 import heapq
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from operator import length_hint
 from typing import Any
@@ -19,7 +22,9 @@ from headwater.core._functions import KeyedProcessFunction, OutputTag
 from headwater.core._runtime._channels import RecordBatch
 from headwater.core._runtime._context import OperatorContext
 from headwater.core._runtime._operators import Operator
-from headwater.core._state import AggregateFunction, KeyedStateBackend
+from headwater.core._runtime._storage import write_atomically
+from headwater.core._state import AggregateFunction, KeyedStateBackend, encode_entries
+from headwater.core._state_codec import StateValueError, encode_state
 from headwater.core._watermarks import MIN_WATERMARK
 from headwater.core._windows import (
     ContinuousEventTimeTrigger,
@@ -46,8 +51,24 @@ class _KeyedOperator(Operator):
 
     async def open(self, context: OperatorContext) -> None:
         await super().open(context)
-        self.backend = KeyedStateBackend(context.max_parallelism)
+        store = None
+        config = context.state_backend
+        if config.kind == "rocksdb":
+            from headwater.core._rocksdb_state import RocksDBStore
+
+            assert config.path is not None
+            store = RocksDBStore(
+                config.path, f"{context.job_name}-{self.uid}-{context.subtask_index}"
+            )
+        self.backend = KeyedStateBackend(
+            context.max_parallelism,
+            operator=self.name,
+            store=store,
+            track_changes=context.incremental_dir is not None,
+        )
         self.backend.restore(context.restored.get("keyed", {}))
+        self.chain: list[str] = []
+        """The incremental files of the last checkpoint (empty: the next one is full)."""
         self.key_of: Callable[[Any], Any] = self.transformation.key_selector  # type: ignore[assignment]
         self.watermark = MIN_WATERMARK
         self._side: dict[str, tuple[list[Any], list[int | None]]] = {}
@@ -79,43 +100,78 @@ class _KeyedOperator(Operator):
 
     async def snapshot(self, checkpoint_id: int) -> dict[str, Any]:
         state = await super().snapshot(checkpoint_id)
-        state["keyed"] = self.backend.snapshot(self.keyed_extras())
+        context = self.context
+        keyed = encode_entries(self.keyed_extras(), context.max_parallelism)
+        shared = context.incremental_dir
+        if shared is None or context.is_savepoint(checkpoint_id):
+            # Self-contained: every entry in the metadata; the next incremental one starts over.
+            for group, entries in self.backend.snapshot(full=True).items():
+                keyed.setdefault(group, {}).update(entries)
+            self.chain = []
+        else:
+            full = len(self.chain) % context.incremental_full_every == 0
+            tables = self.backend.snapshot(full)
+            name = f"{self.uid}-{context.subtask_index}-{checkpoint_id}-{uuid.uuid4().hex[:8]}"
+            await context.run_blocking(_write_state_file, shared / name, tables)
+            self.chain = [name] if full else [*self.chain, name]
+            state["keyed_files"] = list(self.chain)
+        state["keyed"] = keyed
         return state
 
     def keyed_extras(self) -> dict[str, list[tuple[Any, Any]]]:
         """Operator-owned keyed entries to checkpoint besides the state handles'."""
         return {}
 
+    async def close(self) -> None:
+        self.backend.close()
+        await super().close()
+
     def fail_on(self, exc: BaseException, record: Any) -> TaskFailedError:
         """A task failure naming this operator and the record."""
         return self._fail(exc, [record], 0)
 
 
+def _write_state_file(path: Any, tables: dict[int, dict[str, list[list[Any]]]]) -> None:
+    write_atomically(path, encode_state(tables))
+
+
 class ReduceOperator(_KeyedOperator):
-    """Keyed running reduce: emits the new running value for every record."""
+    """Keyed running reduce: emits the new running value for every record.
+
+    A batch's keys are read in one go (one multi-get on RocksDB) and its new values written back
+    in one go (checked by the state codec then).
+    """
 
     async def open(self, context: OperatorContext) -> None:
         await super().open(context)
-        self.values = self.backend.table("reduce", None).entries
+        self.table = self.backend.table("reduce")
 
     async def process(self, batch: RecordBatch) -> None:
         values = batch.values
         self.records_in += len(values)
         key_of = self.key_of
         fn = self.transformation.payload
-        state = self.values
+        keys: list[Any] = []
+        try:
+            keys = [key_of(value) for value in values]
+        except Exception:
+            for value in values:  # find the record whose key failed
+                try:
+                    key_of(value)
+                except Exception as exc:
+                    raise self.fail_on(exc, value) from exc
+        state = self.table.batch(keys)
         out: list[Any] = []
         append = out.append
-        it = iter(values)
         try:
-            for value in it:
-                key = key_of(value)
+            for key, value in zip(keys, values, strict=True):
                 current = state.get(key, _MISSING)
                 new = value if current is _MISSING else fn(current, value)
                 state[key] = new
                 append(new)
         except Exception as exc:
             raise self._fail(exc, values, len(values) - len(out) - 1) from exc
+        self.table.commit(state, keys)
         await self._emit(out, batch.timestamps)
 
 
@@ -184,11 +240,11 @@ class KeyedProcessOperator(_KeyedOperator):
         self.timers = _TimerService(self)
         for key, stamps in self.backend.restored_entries("__event_timers"):
             for ts in stamps:
-                self.backend.current_key = _tuple_key(key)
+                self.backend.current_key = key
                 self.timers.register_event_time_timer(ts)
         for key, stamps in self.backend.restored_entries("__processing_timers"):
             for ts in stamps:
-                self.backend.current_key = _tuple_key(key)
+                self.backend.current_key = key
                 self.timers.register_processing_time_timer(ts)
         self.ctx = _Context(self)
         self.function: KeyedProcessFunction[Any, Any] = copy.deepcopy(self.transformation.payload)
@@ -263,10 +319,6 @@ def _group_timers(timers: set[tuple[int, Any]]) -> list[tuple[Any, Any]]:
     for ts, key in timers:
         by_key.setdefault(key, []).append(ts)
     return list(by_key.items())
-
-
-def _tuple_key(key: Any) -> Any:
-    return tuple(_tuple_key(k) for k in key) if isinstance(key, list) else key
 
 
 class _Aggregation:
@@ -348,8 +400,7 @@ class WindowOperator(_KeyedOperator):
         # Many windows share an end; a heap of distinct ints keeps comparisons cheap.
         self.timer_times: list[int] = []
         self.timer_buckets: dict[int, list[tuple[int, Any, int, int]]] = {}
-        for stored_key, entries in self.backend.restored_entries("__windows"):
-            key = _tuple_key(stored_key)
+        for key, entries in self.backend.restored_entries("__windows"):
             for start, end, acc, count, fired in entries:
                 self.windows[(key, start, end)] = [acc, count, fired]
                 if self.session:
@@ -364,6 +415,20 @@ class WindowOperator(_KeyedOperator):
         for (key, start, end), (acc, count, fired) in self.windows.items():
             by_key.setdefault(key, []).append([start, end, acc, count, fired])
         return {"__windows": list(by_key.items())}
+
+    def checked(self, accumulator: Any) -> Any:
+        """A new window's first accumulator, if the state codec can write it (else fail now).
+
+        Checked once per window, not per record: records of other types added later to the
+        same window fail at the next checkpoint instead.
+        """
+        try:
+            encode_state(accumulator)
+        except StateValueError as exc:
+            raise StateValueError(
+                f"operator '{self.name}': window contents cannot hold the value: {exc}"
+            ) from exc
+        return accumulator
 
     def _push(self, at: int, kind: int, key: Any, start: int, end: int) -> None:
         bucket = self.timer_buckets.get(at)
@@ -420,7 +485,7 @@ class WindowOperator(_KeyedOperator):
                     wk = (key, start, end)
                     entry = windows.get(wk)
                     if entry is None:
-                        entry = windows[wk] = [agg.first(value), 1, False]
+                        entry = windows[wk] = [self.checked(agg.first(value)), 1, False]
                         self._new_window(key, start, end, ts)
                     else:
                         entry[0] = agg.add(value, entry[0])
@@ -444,7 +509,7 @@ class WindowOperator(_KeyedOperator):
         assigner = self.assigner
         assert isinstance(assigner, TumblingEventTimeWindows)
         size, offset = assigner.size, assigner.offset
-        windows, key_of, push = self.windows, self.key_of, self._push
+        windows, key_of, push, checked = self.windows, self.key_of, self._push, self.checked
         function = self.spec.function
         aggregate = self.spec.kind == "aggregate"
         add = function.add if aggregate else function
@@ -462,7 +527,8 @@ class WindowOperator(_KeyedOperator):
                 wk = (key, start, end)
                 entry = windows.get(wk)
                 if entry is None:
-                    windows[wk] = [add(value, create()) if create else value, 1, False]
+                    first = add(value, create()) if create else value
+                    windows[wk] = [checked(first), 1, False]
                     push(end - 1, _FIRE, key, start, end)
                 else:
                     entry[0] = add(value, entry[0]) if aggregate else add(entry[0], value)
@@ -521,7 +587,7 @@ class WindowOperator(_KeyedOperator):
     def _merge_session(self, key: Any, start: int, end: int, value: Any) -> tuple[int, int]:
         sessions = self.sessions.setdefault(key, [])
         overlapping = [s for s in sessions if s[0] < end and start < s[1]]
-        acc = self.agg.first(value)
+        acc = self.checked(self.agg.first(value))
         count = 1
         fired = False
         for s in overlapping:

@@ -96,7 +96,7 @@ class Operator(Output):
         """A control element the operator posted to its task (e.g. an async result is ready)."""
 
     async def snapshot(self, checkpoint_id: int) -> dict[str, Any]:
-        """JSON-compatible state of this operator for the checkpoint."""
+        """State of this operator for the checkpoint (values the state codec writes)."""
         return _operator_state(self.context)
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
-from headwater.core._errors import CheckpointError
+from headwater.core._errors import CheckpointError, SerializationError
 from headwater.core._graph import JobGraph, NodeKind
 from headwater.core._keygroups import key_group_range
+from headwater.core._runtime._storage import SHARED_DIR
+from headwater.core._state_codec import decode_state
 
-__all__ = ["RestoredJob", "redistribute"]
+__all__ = ["RestoredJob", "decode_subtask_state", "redistribute"]
 
 
 class RestoredJob:
@@ -19,6 +22,7 @@ class RestoredJob:
         self.checkpoint_id: int = metadata["checkpoint_id"]
         self.metadata = metadata
         self.path = path
+        self._decoded: dict[str, list[dict[str, Any]]] = {}
 
     def enumerator_state(self, uid: str) -> dict[str, Any] | None:
         """The serialized enumerator state of the source ``uid``."""
@@ -45,13 +49,59 @@ class RestoredJob:
         entry = self.metadata["operators"].get(uid)
         if entry is None:
             return None
-        old = [entry["subtasks"].get(str(i), {}) for i in range(entry["parallelism"])]
-        if kind is NodeKind.REDUCE and entry.get("max_parallelism") != max_parallelism:
+        old = self._subtask_states(uid, entry)
+        keyed = any("keyed" in state or "keyed_files" in state for state in old)
+        if keyed and entry.get("max_parallelism") != max_parallelism:
             raise CheckpointError(
-                f"operator {uid}: checkpoint has max_parallelism {entry.get('max_parallelism')}, "
-                f"the job {max_parallelism}; keyed state cannot be redistributed across that change"
+                f"operator {uid} ({entry['name']}): checkpoint has max_parallelism "
+                f"{entry.get('max_parallelism')}, the job {max_parallelism}; keyed state is "
+                f"spread over max_parallelism key groups and cannot be redistributed across "
+                f"that change (set the job's max_parallelism to {entry.get('max_parallelism')})"
             )
         return redistribute(old, subtask, parallelism, max_parallelism)
+
+    def _subtask_states(self, uid: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """The states of the checkpoint's subtasks of ``uid``, decoded (once per operator)."""
+        states = self._decoded.get(uid)
+        if states is None:
+            raw = [entry["subtasks"].get(str(i), {}) for i in range(entry["parallelism"])]
+            try:
+                states = [decode_subtask_state(state, self._shared_dir()) for state in raw]
+            except (SerializationError, OSError, ValueError) as exc:
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint_id}: the state of operator {uid} "
+                    f"({entry['name']}) cannot be restored: {exc}"
+                ) from exc
+            self._decoded[uid] = states
+        return states
+
+    def _shared_dir(self) -> Path | None:
+        return None if self.path is None else self.path.parent / SHARED_DIR
+
+
+def decode_subtask_state(state: Any, shared: Path | None) -> dict[str, Any]:
+    """One subtask's state: JSON values (format 1), or the state codec's bytes (format 2).
+
+    In format 2, keyed state may be spread over a chain of incremental files (applied in order).
+    """
+    if isinstance(state, dict):
+        return state  # format 1
+    decoded: dict[str, Any] = decode_state(base64.b64decode(state))
+    files = decoded.pop("keyed_files", None)
+    if files:
+        if shared is None:
+            raise CheckpointError("incremental state files, but no checkpoint directory")
+        keyed = decoded.setdefault("keyed", {})
+        merged: dict[int, dict[str, dict[bytes, bytes | None]]] = {}
+        for name in files:
+            for group, tables in decode_state((shared / name).read_bytes()).items():
+                for table, entries in tables.items():
+                    merged.setdefault(group, {}).setdefault(table, {}).update(entries)
+        for group, tables in merged.items():
+            target = keyed.setdefault(group, {})
+            for table, entries in tables.items():
+                target[table] = [[k, v] for k, v in entries.items() if v is not None]
+    return decoded
 
 
 def redistribute(
@@ -95,11 +145,11 @@ def redistribute(
     if broadcast is not None:
         result["broadcast"] = broadcast  # identical in every subtask: any copy serves all
     if any("keyed" in state for state in old):
-        owned = {str(kg) for kg in key_group_range(subtask, max_parallelism, parallelism)}
+        owned = key_group_range(subtask, max_parallelism, parallelism)
         result["keyed"] = {
-            kg: entries
+            int(kg): entries
             for state in old
             for kg, entries in state.get("keyed", {}).items()
-            if kg in owned
+            if int(kg) in owned
         }
     return result

@@ -1,4 +1,9 @@
-"""Checkpoint storage: one directory per checkpoint, metadata written atomically."""
+"""Checkpoint storage: one directory per checkpoint, metadata written atomically.
+
+Incremental checkpoints keep keyed state in files under ``shared/``: each checkpoint's metadata
+lists the files it needs (``shared_files``), earlier checkpoints' files included. A file is
+deleted when the last retained checkpoint that lists it is pruned.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,25 @@ from typing import Any
 
 from headwater.core._errors import CheckpointError
 
-__all__ = ["METADATA_FILE", "CheckpointStorage", "list_checkpoints", "read_metadata"]
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "SHARED_DIR",
+    "CheckpointStorage",
+    "list_checkpoints",
+    "read_metadata",
+    "write_atomically",
+]
 
 METADATA_FILE = "_metadata"
-FORMAT_VERSION = 1
+SHARED_DIR = "shared"
+FORMAT_VERSION = 2
+"""Version 2: operator state encoded by the state codec; version 1 (release 0.1): JSON state."""
+READABLE_VERSIONS = (1, 2)
 _CHECKPOINT_DIR = re.compile(r"^chk-(\d+)$")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees either nothing or all of it (even after a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -44,9 +60,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise CheckpointError(f"corrupt checkpoint metadata at {file}: {exc}") from exc
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"checkpoint {file} has format version {version}; this release reads {FORMAT_VERSION}"
+            f"checkpoint {file} has format version {version}; this release reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return metadata
 
@@ -69,6 +86,10 @@ class CheckpointStorage:
     def __init__(self, directory: Path | None, retained: int) -> None:
         self.directory = directory
         self.retained = retained
+
+    def shared_dir(self) -> Path | None:
+        """Where incremental checkpoints keep their state files."""
+        return None if self.directory is None else self.directory / SHARED_DIR
 
     def highest_id(self) -> int:
         """The highest checkpoint id used in the directory, complete or not (0 if none)."""
@@ -94,17 +115,49 @@ class CheckpointStorage:
         Returns the checkpoint's directory (``None`` without storage).
         """
         if savepoint is not None:
-            _write_atomically(savepoint / METADATA_FILE, data)
+            write_atomically(savepoint / METADATA_FILE, data)
             return savepoint
         if self.directory is None:
             return None
         target = self.directory / f"chk-{checkpoint_id}"
-        _write_atomically(target / METADATA_FILE, data)
+        write_atomically(target / METADATA_FILE, data)
         self._prune()
         return target
+
+    def remove_orphans(self) -> None:
+        """Delete shared state files no completed checkpoint lists (run before a job starts).
+
+        They were written for checkpoints that never completed (a crash, an expired checkpoint).
+        """
+        shared = self.shared_dir()
+        if shared is None or not shared.is_dir():
+            return
+        referenced = {
+            name for _, path in list_checkpoints(shared.parent) for name in _shared_files(path)
+        }
+        for file in shared.iterdir():
+            if file.name not in referenced:
+                file.unlink(missing_ok=True)
 
     def _prune(self) -> None:
         assert self.directory is not None
         completed = list_checkpoints(self.directory)
-        for _, path in completed[: -self.retained]:
+        pruned, retained = completed[: -self.retained], completed[-self.retained :]
+        unreferenced: set[str] = set()
+        for _, path in pruned:
+            unreferenced.update(_shared_files(path))
+        for _, path in retained:
+            unreferenced.difference_update(_shared_files(path))
+        for _, path in pruned:
             shutil.rmtree(path, ignore_errors=True)
+        for name in unreferenced:
+            (self.directory / SHARED_DIR / name).unlink(missing_ok=True)
+
+
+def _shared_files(path: Path) -> list[str]:
+    """The shared state files checkpoint ``path`` needs."""
+    try:
+        files: list[str] = read_metadata(path).get("shared_files", [])
+    except CheckpointError:
+        return []
+    return files
