@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import client, client_options, put_all
+from aws_helpers import client, client_options, put_all, put_to_shards
 from headwater.connectors.aws import (
     DynamoDbSink,
     DynamoDbSinkOptions,
@@ -50,6 +50,9 @@ class KinesisSourceContext(SourceExternalContext):
             idle_poll_interval=timedelta(milliseconds=50),
         )
         return KinesisStreamsSource(options, record_deserializer=lambda r: int(r.data))
+
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        put_to_shards(self.kinesis, self.arn, [[str(r).encode() for r in rs] for rs in splits])
 
     def write_bad_records(self, count: int) -> None:
         """``count`` payloads that are not JSON, among the good records' shards."""
