@@ -240,7 +240,9 @@ async def test_pause_and_resume_splits(make_context: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", list(FetcherMode))
-async def test_each_split_emits_through_its_own_output(make_context: Any, mode: FetcherMode) -> None:
+async def test_each_split_emits_through_its_own_output(
+    make_context: Any, mode: FetcherMode
+) -> None:
     """Per-split watermarks need it: no record goes through the reader-wide output."""
     reader = Reader(make_context(), SplitFetcherManager(AsyncNumbers, mode=mode), Emitter())
     reader.add_splits([Split("a", 0, 10), Split("b", 100, 107)])
@@ -252,7 +254,9 @@ async def test_each_split_emits_through_its_own_output(make_context: Any, mode: 
     assert await drain(reader, out) is InputStatus.END_OF_INPUT
     assert None not in out.by_split
     assert out.by_split == {
-        "a": list(range(10)), "b": list(range(100, 107)), "c": list(range(200, 205))
+        "a": list(range(10)),
+        "b": list(range(100, 107)),
+        "c": list(range(200, 205)),
     }
     assert sorted(out.opened) == sorted(out.released) == ["a", "b", "c"]
     await reader.close()

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from headwater.connectors.kafka import KafkaRecord, KafkaSource, KafkaSourceOptions, Latest
+from headwater.connectors.kafka import (
+    KafkaRecord,
+    KafkaSource,
+    KafkaSourceOptions,
+    Latest,
+    PartitionOffset,
+    SpecificOffsets,
+)
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import (
     CollectSink,
@@ -108,7 +115,9 @@ def window_counts(
 
 def expected_counts(stamps: list[list[int]]) -> Counter[tuple[int, int]]:
     """The same counts computed directly from the input."""
-    return Counter((p, ts - ts % WINDOW_MS) for p, partition in enumerate(stamps) for ts in partition)
+    return Counter(
+        (p, ts - ts % WINDOW_MS) for p, partition in enumerate(stamps) for ts in partition
+    )
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -160,7 +169,10 @@ def skewed_partitions(draw: st.DrawFn) -> tuple[int, list[list[int]]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
-    phases=[Phase.explicit, Phase.generate],  # a failure is reported as found: shrinking takes minutes
+    phases=[
+        Phase.explicit,
+        Phase.generate,
+    ],  # a failure is reported as found: shrinking takes minutes
 )
 @given(case=skewed_partitions())
 def test_window_results_equal_direct_computation(
@@ -181,3 +193,90 @@ def test_window_results_equal_direct_computation(
     )
     assert late == []
     assert got == expected_counts(stamps)
+
+
+async def produce_in_rounds(
+    bootstrap: str, topic: str, stamps: list[list[int]], rounds: int
+) -> None:
+    """Write the partitions' records live, a slice of each per round, so a reader sees them
+    arrive side by side (records already in the topic are fetched partition by partition)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    await producer.start()
+    try:
+        for r in range(rounds):
+            futures = []
+            for p, partition_stamps in enumerate(stamps):
+                size = len(partition_stamps) // rounds
+                for ts in partition_stamps[r * size : (r + 1) * size]:
+                    futures.append(await producer.send(topic, b"x", partition=p, timestamp_ms=ts))
+            for future in futures:
+                await future
+            await asyncio.sleep(0.01)
+    finally:
+        await producer.stop()
+
+
+async def largest_lead(
+    bootstrap: str, topic: str, stamps: list[list[int]], *, aligned: bool
+) -> int:
+    """Read both partitions with one reader while they are written; the largest event-time lead
+    of partition 1 over partition 0 while partition 0 had records to come, right after the source."""
+    await create_topic(bootstrap, topic, 2)
+    source = KafkaSource(
+        KafkaSourceOptions(
+            bootstrap_servers=bootstrap,
+            topics=[topic],
+            stopping_offsets=SpecificOffsets(
+                offsets=[
+                    PartitionOffset(topic=topic, partition=p, offset=len(s))
+                    for p, s in enumerate(stamps)
+                ]
+            ),
+            max_records_per_fetch=20,
+        ),
+        record_deserializer=decode,
+    )
+    strategy: WatermarkStrategy[Any] = WatermarkStrategy.for_monotonous_timestamps()
+    strategy = strategy.with_emit_interval(timedelta(milliseconds=10))
+    if aligned:
+        strategy = strategy.with_watermark_alignment(
+            "partitions", timedelta(seconds=5), timedelta(milliseconds=20)
+        )
+    env = StreamEnvironment(parallelism=1)
+    sink: CollectSink[Event] = CollectSink()
+    env.from_source(source, strategy).sink_to(sink)
+    client = await env.execute_async("kafka alignment")
+    await produce_in_rounds(bootstrap, topic, stamps, rounds=50)
+    result = await client.wait()
+    assert result.status.value == "finished", result
+    events = sink.results()
+    assert sorted(events) == sorted(
+        (p, ts) for p, partition in enumerate(stamps) for ts in partition
+    )
+    newest = [stamps[0][0], stamps[1][0]]
+    last_slow = stamps[0][-1]
+    lead = 0
+    for partition, ts in events:
+        newest[partition] = max(newest[partition], ts)
+        if newest[0] < last_slow:
+            lead = max(lead, newest[1] - newest[0])
+    return lead
+
+
+async def test_alignment_pauses_the_partition_that_runs_ahead(
+    kafka_service: RunningService, unique_name: str
+) -> None:
+    """Both partitions are written side by side; partition 1 runs 10x faster in event time.
+
+    With alignment (max drift 5 s) its lead over partition 0 stays near the drift (the slack:
+    fetches of 20 records, 2 s of its event time each, in flight when it is paused); without
+    alignment it runs minutes ahead (up to the whole 270 s difference).
+    """
+    start = epoch_ms_an_hour_ago()
+    stamps = [[start + 10 * i for i in range(3000)], [start + 100 * i for i in range(3000)]]
+    bootstrap = kafka_service.address
+    unaligned = await largest_lead(bootstrap, unique_name + "-u", stamps, aligned=False)
+    aligned = await largest_lead(bootstrap, unique_name + "-a", stamps, aligned=True)
+    print(f"lead without alignment {unaligned} ms, with {aligned} ms")
+    assert unaligned > 100_000
+    assert aligned < 20_000

@@ -120,7 +120,9 @@ class _DecodingEmitter(RecordEmitter[bytes, Any, _Position]):
     def __init__(self, deserializer: Deserializer[Any]) -> None:
         self._deserializer = deserializer
 
-    def emit_record(self, element: bytes, output: ReaderOutput[Any], split_state: _Position) -> None:
+    def emit_record(
+        self, element: bytes, output: ReaderOutput[Any], split_state: _Position
+    ) -> None:
         self.emit_batch([element], output, split_state)
 
     def emit_batch(
@@ -146,7 +148,9 @@ class _PayloadReader(SourceReaderBase[bytes, Any, RangeSplit, _Position]):
 class _AllSplitsAtOnce(SplitEnumerator[RangeSplit, list[RangeSplit]]):
     """Hands every split to the first reader that asks (so one reader owns them together)."""
 
-    def __init__(self, context: SplitEnumeratorContext[RangeSplit], splits: list[RangeSplit]) -> None:
+    def __init__(
+        self, context: SplitEnumeratorContext[RangeSplit], splits: list[RangeSplit]
+    ) -> None:
         self._context = context
         self._unassigned = splits
 

@@ -35,6 +35,7 @@ from headwater.core._runtime._restore import RestoredJob
 from headwater.core._runtime._storage import CheckpointStorage, read_metadata
 from headwater.core._runtime._tasks import OperatorTask, SourceTask, Task
 from headwater.core._source import Boundedness, Source, SplitEnumerator
+from headwater.core._watermarks import MIN_WATERMARK
 
 if TYPE_CHECKING:
     from headwater.core._environment import StreamEnvironment
@@ -305,8 +306,10 @@ class Attempt:
         while True:
             await asyncio.sleep(interval)
             live = [t for t in members if not t.finished and not t.is_idle]
-            if live:
-                allowed = min(t.current_watermark for t in live) + drift
+            # A reader without a watermark yet does not hold the group at the minimum watermark.
+            marks = [m for m in (t.current_watermark for t in live) if m > MIN_WATERMARK]
+            if marks:
+                allowed = min(marks) + drift
                 for task in live:
                     task.post("align", allowed)
 

@@ -310,6 +310,11 @@ class SourceTask(Task):
         self._idle = False
         self.alignment = watermarks.alignment
         self._max_allowed: int | None = None
+        self._max_drift = (
+            None
+            if watermarks.alignment is None
+            else int(watermarks.alignment.max_drift.total_seconds() * 1000)
+        )
         self._paused: set[str] = set()
         self.records_out = 0
         self.reader_context: OperatorContext
@@ -377,6 +382,8 @@ class SourceTask(Task):
                 await self._wait_for_mail()
                 continue
             status = reader.poll_next(out)
+            if self._max_drift is not None:
+                self._align()  # per poll (one split's batch): a split stops soon after it is ahead
             buffered = len(out.values)
             if buffered:
                 now = time.monotonic()
@@ -441,7 +448,7 @@ class SourceTask(Task):
         if candidate is not None and candidate > self._last_watermark:
             self._last_watermark = candidate
             await self.head.process_watermark(candidate)
-        if self._max_allowed is not None:
+        if self._max_drift is not None:
             self._align()
 
     @property
@@ -456,12 +463,20 @@ class SourceTask(Task):
         return self._idle
 
     def _align(self) -> None:
-        """Pause splits ahead of the group's allowance (or hold the whole reader)."""
-        allowed = self._max_allowed
-        assert allowed is not None
-        marks = self._out.split_watermarks()
+        """Pause the splits ahead of the allowance, resume the others.
+
+        The allowance is the group's (its slowest reader's watermark plus the drift, sent by the
+        job every update interval) and never more than this reader's own slowest split plus
+        the drift, which is known at once: so a split cannot run ahead of its reader's other
+        splits before the first update, nor between updates.
+        """
+        assert self._max_drift is not None
+        marks = self._out.split_watermarks(time.monotonic())
         if not marks:
             return
+        # A split that has no watermark yet (and is not idle) may still bring the oldest records.
+        own = min(MIN_WATERMARK if m is None else m for m in marks.values()) + self._max_drift
+        allowed = own if self._max_allowed is None else min(own, self._max_allowed)
         ahead = {split for split, mark in marks.items() if mark is not None and mark > allowed}
         to_pause = sorted(ahead - self._paused)
         to_resume = sorted(self._paused - ahead)
@@ -470,12 +485,12 @@ class SourceTask(Task):
             self._paused = ahead
 
     def _held(self) -> bool:
-        """Without per-split outputs, a reader ahead of its alignment group is not polled."""
-        return (
-            self._max_allowed is not None
-            and not self._out.splits
-            and self._last_watermark > self._max_allowed
-        )
+        """A reader whose watermark is ahead of its alignment group is not polled.
+
+        Its watermark is the minimum over its splits, so every split is ahead: this also aligns
+        readers that cannot pause single splits (``pause_or_resume_splits`` is optional).
+        """
+        return self._max_allowed is not None and self._last_watermark > self._max_allowed
 
     async def _process_mail(self) -> None:
         while self.mailbox:
