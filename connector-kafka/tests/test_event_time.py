@@ -204,11 +204,13 @@ async def produce_in_rounds(
     await producer.start()
     try:
         for r in range(rounds):
-            futures = []
-            for p, partition_stamps in enumerate(stamps):
-                size = len(partition_stamps) // rounds
-                for ts in partition_stamps[r * size : (r + 1) * size]:
-                    futures.append(await producer.send(topic, b"x", partition=p, timestamp_ms=ts))
+            futures = [
+                await producer.send(topic, b"x", partition=p, timestamp_ms=ts)
+                for p, partition_stamps in enumerate(stamps)
+                for ts in partition_stamps[
+                    r * len(partition_stamps) // rounds : (r + 1) * len(partition_stamps) // rounds
+                ]
+            ]
             for future in futures:
                 await future
             await asyncio.sleep(0.01)

@@ -120,9 +120,7 @@ class _DecodingEmitter(RecordEmitter[bytes, Any, _Position]):
     def __init__(self, deserializer: Deserializer[Any]) -> None:
         self._deserializer = deserializer
 
-    def emit_record(
-        self, element: bytes, output: ReaderOutput[Any], split_state: _Position
-    ) -> None:
+    def emit_record(self, element: bytes, output: ReaderOutput[Any], split_state: _Position) -> None:
         self.emit_batch([element], output, split_state)
 
     def emit_batch(

@@ -11,18 +11,10 @@ from headwater.core.testing import KillReport, kill_repeatedly
 __all__ = ["KillReport", "run_with_kills"]
 
 
-def _command(
-    target: str, checkpoint_dir: Path, parallelism: int, params: Mapping[str, str]
-) -> list[str]:
+def _command(target: str, checkpoint_dir: Path, parallelism: int, params: Mapping[str, str]) -> list[str]:
     command = [
-        sys.executable,
-        "-m",
-        "headwater.connectors.testing.jobrunner",
-        target,
-        "--checkpoint-dir",
-        str(checkpoint_dir),
-        "--parallelism",
-        str(parallelism),
+        sys.executable, "-m", "headwater.connectors.testing.jobrunner", target,
+        "--checkpoint-dir", str(checkpoint_dir), "--parallelism", str(parallelism),
     ]
     for key, value in params.items():
         command += ["--param", f"{key}={value}"]

@@ -46,12 +46,7 @@ from headwater.core import (
     WatermarkStrategy,
 )
 
-__all__ = [
-    "SinkExternalContext",
-    "SinkTestSuiteBase",
-    "SourceExternalContext",
-    "SourceTestSuiteBase",
-]
+__all__ = ["SinkExternalContext", "SinkTestSuiteBase", "SourceExternalContext", "SourceTestSuiteBase"]
 
 
 class SinkExternalContext(ABC):
@@ -262,9 +257,7 @@ def _window_counts(got: list[tuple[bool, int, int]]) -> dict[tuple[bool, int], i
     return counts
 
 
-def _require_bad_records(
-    external: SourceExternalContext, count: int, policy: ErrorPolicy
-) -> Source[Any, Any, Any]:
+def _require_bad_records(external: SourceExternalContext, count: int, policy: ErrorPolicy) -> Source[Any, Any, Any]:
     """Write ``count`` bad records and build the source, or skip saying what is missing."""
     try:
         external.write_bad_records(count)
@@ -304,21 +297,13 @@ class SourceTestSuiteBase:
         external.write_test_data(list(range(self.count)))
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
-            external.create_source(bounded=False),
-            sink,
-            parallelism=2,
-            until=_never,
-            timeout=0.6,
-            savepoint=tmp_path / "savepoint",
+            external.create_source(bounded=False), sink, parallelism=2, until=_never,
+            timeout=0.6, savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
         _collect_unbounded(
-            external.create_source(bounded=False),
-            sink,
-            parallelism=2,
-            restore_from=str(savepoint),
-            until=_never,
-            timeout=0.6,
+            external.create_source(bounded=False), sink, parallelism=2,
+            restore_from=str(savepoint), until=_never, timeout=0.6,
         )
         combined = sink.results()
         assert len(combined) > len(first) > 0
@@ -334,20 +319,14 @@ class SourceTestSuiteBase:
         expected = set(records)
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
-            external.create_source(bounded=False),
-            sink,
-            parallelism=2,
-            until=lambda got: len(got) >= self.count // 3,
-            timeout=self.timeout,
+            external.create_source(bounded=False), sink, parallelism=2,
+            until=lambda got: len(got) >= self.count // 3, timeout=self.timeout,
             savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
         _collect_unbounded(
-            external.create_source(bounded=False),
-            sink,
-            parallelism=self.restore_parallelism,
-            restore_from=str(savepoint),
-            until=lambda got: expected <= set(got),
+            external.create_source(bounded=False), sink, parallelism=self.restore_parallelism,
+            restore_from=str(savepoint), until=lambda got: expected <= set(got),
             timeout=self.timeout,
         )
         combined = sink.results()
@@ -363,9 +342,7 @@ class SourceTestSuiteBase:
         got = env.from_source(external.create_source(bounded=True)).execute_and_collect()
         assert sorted(got) == records
 
-    def test_idle_readers_do_not_hold_back_watermarks(
-        self, external: SourceExternalContext
-    ) -> None:
+    def test_idle_readers_do_not_hold_back_watermarks(self, external: SourceExternalContext) -> None:
         """Readers without a split, and splits without records, let event time advance.
 
         Each record is its own event time (ms); 100 ms tumbling windows over them must fire

@@ -20,9 +20,7 @@ from headwater.core.testing import FileAppendSink, FileTwoPhaseSink
 __all__ = ["append_file_job", "two_phase_file_job"]
 
 
-def _job(
-    sink: Sink[int], checkpoint_dir: Path, parallelism: int, count: str, rate: str
-) -> StreamEnvironment:
+def _job(sink: Sink[int], checkpoint_dir: Path, parallelism: int, count: str, rate: str) -> StreamEnvironment:
     env = StreamEnvironment(
         parallelism=parallelism,
         checkpointing=CheckpointConfig(

@@ -27,9 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target", help="module:function building the StreamEnvironment")
     parser.add_argument("--checkpoint-dir", type=Path, required=True)
     parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument(
-        "--param", action="append", default=[], help="key=value passed as a keyword"
-    )
+    parser.add_argument("--param", action="append", default=[], help="key=value passed as a keyword")
     args = parser.parse_args(argv)
     module_name, _, function_name = args.target.partition(":")
     build = getattr(importlib.import_module(module_name), function_name)
