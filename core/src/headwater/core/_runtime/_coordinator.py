@@ -252,13 +252,25 @@ class CheckpointCoordinator:
         self.last_completed_at = time.monotonic()
         self._on_complete(completed)
         log.debug("checkpoint %d complete (%s)", pending.checkpoint_id, path)
-        # Commit only after the metadata is durable.
-        for task in self.tasks:
-            await task.notify_checkpoint_complete(pending.checkpoint_id)
-        for _, enumerator in self.enumerators.values():
-            await enumerator.notify_checkpoint_complete(pending.checkpoint_id)
+        # Commit only after the metadata is durable; every task at once, in the background: a
+        # slow commit (offsets, a sink's transaction) does not hold back the next checkpoint.
+        notified = self._attempt.spawn(
+            self._notify_complete(pending.checkpoint_id),
+            f"checkpoint {pending.checkpoint_id} completion notifications",
+        )
+        if pending.kind != "checkpoint":
+            # A savepoint or the final checkpoint: the job may stop right after, so its
+            # commits are done before its caller goes on.
+            await notified
         if not pending.future.done():
             pending.future.set_result(completed)
+
+    async def _notify_complete(self, checkpoint_id: int) -> None:
+        """Tell every task and enumerator, concurrently (each task keeps its own order)."""
+        await asyncio.gather(
+            *(task.notify_checkpoint_complete(checkpoint_id) for task in self.tasks),
+            *(e.notify_checkpoint_complete(checkpoint_id) for _, e in self.enumerators.values()),
+        )
 
     async def _expire(self, pending: _Pending) -> None:
         await asyncio.sleep(self._timeout)

@@ -54,6 +54,7 @@ class Task:
         self.suspended = False
         """Past a stop's savepoint barrier: emit and send nothing (see :meth:`_checkpoint`)."""
         self.coordinator: CheckpointCoordinator
+        self._notify_lock = asyncio.Lock()
         for op, nxt in zip(operators, [*operators[1:], output], strict=False):
             op.output = nxt
         self.head: Output = operators[0] if operators else output
@@ -63,7 +64,15 @@ class Task:
         return {op.uid: await op.snapshot(checkpoint_id) for op in self.operators}
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Tell every operator that ``checkpoint_id`` is complete."""
+        """Tell the chain that ``checkpoint_id`` is complete (in checkpoint order, one at a time).
+
+        Notifications of successive checkpoints may be under way together (the coordinator does
+        not wait for them); a task handles them in order.
+        """
+        async with self._notify_lock:
+            await self._notify_complete(checkpoint_id)
+
+    async def _notify_complete(self, checkpoint_id: int) -> None:
         for op in self.operators:
             await op.notify_checkpoint_complete(checkpoint_id)
 
@@ -429,7 +438,17 @@ class SourceTask(Task):
         if self._idle:
             self._idle = False
             self.output.send_event(WatermarkStatus(idle=False))
-        await self.head.process(batch)
+        size = self._batch_size
+        if len(batch.values) <= size:
+            await self.head.process(batch)
+        else:  # one poll emitted more than a batch (a large fetch): send it in batch_size slices
+            values, stamps = batch.values, batch.timestamps
+            for start in range(0, len(values), size):
+                end = start + size
+                await self.head.process(
+                    RecordBatch(values[start:end], None if stamps is None else stamps[start:end])
+                )
+        # Only after every slice: the watermark already covers the whole buffer.
         await self._maybe_emit_watermark()
 
     async def _maybe_emit_watermark(self) -> None:
@@ -524,10 +543,10 @@ class SourceTask(Task):
         states.update(await super().snapshot(checkpoint_id))
         return states
 
-    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+    async def _notify_complete(self, checkpoint_id: int) -> None:
         """Tell the reader and the chained operators."""
         await self.reader.notify_checkpoint_complete(checkpoint_id)
-        await super().notify_checkpoint_complete(checkpoint_id)
+        await super()._notify_complete(checkpoint_id)
 
     async def close(self) -> None:
         """Close the reader, then the chained operators."""
