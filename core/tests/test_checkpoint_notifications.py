@@ -1,5 +1,6 @@
 """Completed checkpoints are announced to every task at once, without holding back the next one;
-what a source sends downstream respects the batch size."""
+a failing snapshot fails its checkpoint (and the job) instead of leaving anything waiting; what a
+source sends downstream respects the batch size."""
 
 import asyncio
 from collections.abc import Sequence
@@ -7,14 +8,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from headwater.core import (
     CheckpointConfig,
+    CheckpointError,
     CollectionSource,
     CollectSink,
     CommitRequest,
     Committer,
     DataGenSource,
     ExecutionConfig,
+    JobFailedError,
     Sink,
     SinkWriter,
     StreamEnvironment,
@@ -122,3 +126,78 @@ def test_a_large_poll_goes_downstream_in_batches_of_at_most_batch_size() -> None
     env.execute("batch sizes")
     assert sum(sink.sizes) == 12_000
     assert max(sink.sizes) == 1000
+
+
+class FailingSnapshotSink(BatchSizes):
+    """Its writer's snapshot raises (after ``after`` successful ones)."""
+
+    def __init__(self, after: int = 0) -> None:
+        super().__init__()
+        self.after = after
+
+    def create_writer(self, context: WriterInitContext) -> SinkWriter[int]:
+        sink = self
+
+        class _Writer(SinkWriter[int]):
+            async def write_batch(self, records: Sequence[int]) -> None:
+                pass
+
+            async def flush(self, end_of_input: bool) -> None:
+                pass
+
+            def snapshot_state(self, checkpoint_id: int) -> list[Any]:
+                if sink.after <= 0:
+                    raise RuntimeError("state cannot be snapshotted")
+                sink.after -= 1
+                return []
+
+        return _Writer()
+
+
+def run_until_done(env: StreamEnvironment) -> BaseException:
+    """Run the job; it must end (with a failure) within a generous guard, not hang."""
+
+    async def main() -> None:
+        client = await env.execute_async("snapshot failure")
+        await asyncio.wait_for(client.wait(), timeout=60)
+
+    with pytest.raises(JobFailedError) as info:
+        asyncio.run(main())
+    return info.value
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_a_failing_final_checkpoint_fails_the_bounded_job(checkpointing: bool) -> None:
+    """The final checkpoint snapshots finished tasks: an error there fails the job, naming it."""
+    interval = timedelta(seconds=30) if checkpointing else None
+    env = StreamEnvironment(parallelism=2, checkpointing=CheckpointConfig(interval=interval))
+    env.from_collection(list(range(100))).sink_to(FailingSnapshotSink())
+    error = run_until_done(env)
+    assert "state cannot be snapshotted" in str(error)
+
+
+def test_a_failing_periodic_checkpoint_fails_the_job() -> None:
+    env = StreamEnvironment(
+        checkpointing=CheckpointConfig(interval=timedelta(milliseconds=50)),
+    )
+    env.from_source(DataGenSource(lambda i, _r: i, count=10**9, rows_per_second=2000)).sink_to(
+        FailingSnapshotSink(after=2)
+    )
+    error = run_until_done(env)
+    assert "state cannot be snapshotted" in str(error)
+
+
+def test_a_failing_savepoint_reaches_its_caller(tmp_path: Path) -> None:
+    env = StreamEnvironment()
+    env.from_source(DataGenSource(lambda i, _r: i, count=10**9, rows_per_second=2000)).sink_to(
+        FailingSnapshotSink()
+    )
+
+    async def main() -> None:
+        client = await env.execute_async("savepoint failure")
+        with pytest.raises(CheckpointError, match="state cannot be snapshotted"):
+            await asyncio.wait_for(client.trigger_savepoint(tmp_path / "sp"), timeout=60)
+        with pytest.raises(JobFailedError):
+            await asyncio.wait_for(client.wait(), timeout=60)
+
+    asyncio.run(main())

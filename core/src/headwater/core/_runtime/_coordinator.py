@@ -199,11 +199,31 @@ class CheckpointCoordinator:
     async def _snapshot_finished(self, task: Task, checkpoint_id: int) -> None:
         try:
             states = await task.snapshot(checkpoint_id)
-        except TaskFailedError:
-            raise
+            self.acknowledge(checkpoint_id, task, states)
         except Exception as exc:
-            raise task.fail(exc) from exc
-        self.acknowledge(checkpoint_id, task, states)
+            failure = task.fail(exc)
+            if failure is not exc:
+                failure.__cause__ = exc
+            self.fail_checkpoint(checkpoint_id, failure)
+            raise failure from exc
+
+    def fail_checkpoint(self, checkpoint_id: int, error: BaseException) -> None:
+        """Abandon a pending checkpoint: whoever waits for it gets a :class:`CheckpointError`."""
+        pending = self.pending.pop(checkpoint_id, None)
+        if pending is None or pending.future.done():
+            return
+        failure = CheckpointError(
+            f"checkpoint {checkpoint_id} failed: {type(error).__name__}: {error}"
+        )
+        failure.__cause__ = error
+        pending.future.set_exception(failure)
+        # Retrieved here, so an abandoned checkpoint nobody awaits logs no "never retrieved".
+        pending.future.exception()
+
+    def fail_all(self, error: BaseException) -> None:
+        """The attempt failed: every pending checkpoint fails with it (nothing waits forever)."""
+        for checkpoint_id in list(self.pending):
+            self.fail_checkpoint(checkpoint_id, error)
 
     def task_finished(self, task: Task) -> None:
         """A task ended its input: it will see no more barriers, so snapshot it directly."""

@@ -111,12 +111,19 @@ class Attempt:
             self.fail(exc)
 
     def fail(self, exc: BaseException) -> None:
-        """Fail the attempt (the first failure wins; later ones are noted on it)."""
+        """Fail the attempt (the first failure wins; later ones are noted on it).
+
+        Pending checkpoints fail with it, so nothing (the final checkpoint, a savepoint) waits
+        for acknowledgements that will never come.
+        """
         if self._failure is None:
             self._failure = exc
         elif exc is not self._failure:
             self._failure.add_note(f"also: {type(exc).__name__}: {exc}")
         self._done.set()
+        coordinator = getattr(self, "coordinator", None)
+        if coordinator is not None:
+            coordinator.fail_all(exc)
 
     def stop(self) -> None:
         """End the attempt without failure."""
@@ -335,7 +342,8 @@ class Attempt:
                 return
             if coordinator.stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
+            # An expired checkpoint is skipped; a failed one has failed the attempt already.
+            with contextlib.suppress(TimeoutError, CheckpointError):
                 await coordinator.trigger()
 
     async def _final_checkpoint(self, coordinator: CheckpointCoordinator) -> None:

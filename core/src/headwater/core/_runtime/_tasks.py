@@ -105,9 +105,14 @@ class Task:
         self.coordinator.task_finished(self)
 
     async def _checkpoint(self, checkpoint_id: int) -> None:
-        states = await self.snapshot(checkpoint_id)
-        self.output.send_event(Barrier(checkpoint_id))
-        self.coordinator.acknowledge(checkpoint_id, self, states)
+        try:
+            states = await self.snapshot(checkpoint_id)
+            self.output.send_event(Barrier(checkpoint_id))
+            self.coordinator.acknowledge(checkpoint_id, self, states)
+        except Exception as exc:
+            # The checkpoint fails with the error (its waiters learn why), then the task.
+            self.coordinator.fail_checkpoint(checkpoint_id, self.fail(exc))
+            raise
         if checkpoint_id == self.coordinator.stop_checkpoint_id:
             # The job stops with this savepoint: anything emitted or sent from now on would lie
             # past it (the restored job emits it again), so sources stop polling, operator tasks
