@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from headwater.core._errors import CheckpointError, TaskFailedError
+from headwater.core._errors import CheckpointError
 from headwater.core._runtime._context import BlockingPool
 from headwater.core._runtime._operators import encode_blob
 from headwater.core._runtime._storage import FORMAT_VERSION, CheckpointStorage
@@ -202,9 +202,9 @@ class CheckpointCoordinator:
             self.acknowledge(checkpoint_id, task, states)
         except Exception as exc:
             failure = task.fail(exc)
-            if failure is not exc:
-                failure.__cause__ = exc
             self.fail_checkpoint(checkpoint_id, failure)
+            if failure is exc:
+                raise
             raise failure from exc
 
     def fail_checkpoint(self, checkpoint_id: int, error: BaseException) -> None:
