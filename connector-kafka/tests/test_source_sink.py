@@ -171,7 +171,7 @@ async def test_oversized_records_follow_the_error_policy(
             await run(job(topic, None, keyed=keyed))
         message = str(info.value)
         where = f"topic '{topic}' partition 0" if keyed else f"topic '{topic}'"
-        assert f"kafka sink: a record of 50" in message and f"bytes for {where} exceeds" in message
+        assert "kafka sink: a record of 50" in message and f"bytes for {where} exceeds" in message
         assert (
             "max_request_size of 4096 bytes; raise option properties['max_request_size']" in message
         )
