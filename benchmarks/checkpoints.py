@@ -23,6 +23,7 @@ Goals (issue 12): ``median_interval_s <= 0.6`` and ``latency_p99_s <= 2``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -186,7 +187,7 @@ async def _run(bootstrap: str, url: str, dsn: str, n: int, storage: Path) -> dic
         for path in storage.glob("chk-*")
         if (path / "_metadata").is_file()
     )
-    intervals = [(b - a) / 1000 for a, b in zip(completed, completed[1:], strict=False)]
+    intervals = [(b - a) / 1000 for a, b in itertools.pairwise(completed)]
     closed = {key: count for key, count in expected.items() if key[1] < last_window}
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT k, window_start, n FROM windows").fetchall()

@@ -239,14 +239,14 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         self,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes | None]],
+        headers: Sequence[tuple[str, bytes | None]],
         where: str,
     ) -> bool:
         """Whether a record is over ``max_request_size``; such a one goes to the error policy.
 
         The policy (default: fail) raises, or drops the record (counted, maybe dead-lettered).
         """
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
         if size <= self._max_request_size:
             return False
         error = RecordTooLargeError(
