@@ -9,10 +9,12 @@ applies time retention by record timestamp within seconds (see SERVICES.md).
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from headwater.connectors.kafka import (
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import (
+    CheckpointConfig,
     CollectSink,
     OutputTag,
     StreamEnvironment,
@@ -282,3 +285,56 @@ async def test_alignment_pauses_the_partition_that_runs_ahead(
     print(f"lead without alignment {unaligned} ms, with {aligned} ms")
     assert unaligned > 100_000
     assert aligned < 20_000
+
+
+def windows_fired_with_an_empty_partition(bootstrap: str, topic: str, *, idleness: bool) -> int:
+    """One reader, partition 0 with records, partition 1 empty; how many windows fire in time."""
+    source = KafkaSource(
+        KafkaSourceOptions(bootstrap_servers=bootstrap, topics=[topic]),
+        record_deserializer=decode,
+    )
+    strategy: WatermarkStrategy[Any] = WatermarkStrategy.for_monotonous_timestamps()
+    strategy = strategy.with_emit_interval(timedelta(milliseconds=20))
+    if idleness:
+        strategy = strategy.with_idleness(timedelta(milliseconds=200))
+    sink: CollectSink[Any] = CollectSink()
+
+    async def main() -> int:
+        env = StreamEnvironment(
+            parallelism=1, checkpointing=CheckpointConfig(interval=timedelta(seconds=30))
+        )
+        (
+            env.from_source(source, strategy)
+            .map(lambda e: (e[0], e[1] - e[1] % WINDOW_MS, 1))
+            .key_by(lambda e: e[0])
+            .window(TumblingEventTimeWindows.of(timedelta(milliseconds=WINDOW_MS)))
+            .reduce(lambda a, b: (a[0], a[1], a[2] + b[2]))
+            .sink_to(sink)
+        )
+        client = await env.execute_async("empty partition")
+        await asyncio.sleep(1.5)
+        with tempfile.TemporaryDirectory() as tmp:  # the sink commits what fired so far
+            await client.stop_with_savepoint(Path(tmp) / "sp")
+        return len(sink.results())
+
+    return asyncio.run(main())
+
+
+async def test_an_empty_partition_holds_windows_back_until_idle(
+    kafka_service: RunningService, unique_name: str
+) -> None:
+    """Per-split idleness: the empty partition holds the reader's watermark (its records could
+    still come) unless ``with_idleness`` is set; then partition 0's windows fire."""
+    await create_topic(kafka_service.address, unique_name, 2)
+    start = epoch_ms_an_hour_ago()
+    await produce_partitions(
+        kafka_service.address, unique_name, [[start + 10 * i for i in range(5000)], []]
+    )
+    held = await asyncio.to_thread(
+        windows_fired_with_an_empty_partition, kafka_service.address, unique_name, idleness=False
+    )
+    fired = await asyncio.to_thread(
+        windows_fired_with_an_empty_partition, kafka_service.address, unique_name, idleness=True
+    )
+    assert held == 0
+    assert fired == 4  # 50 s of records: windows 0-3 closed, the 5th needs a later record
