@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -78,6 +79,27 @@ def put_all(kinesis: Any, arn: str, records: list[tuple[str, bytes]]) -> None:
             StreamARN=arn, Records=[{"PartitionKey": k, "Data": d} for k, d in batch]
         )
         assert response["FailedRecordCount"] == 0
+
+
+def put_to_shards(kinesis: Any, arn: str, per_shard: Sequence[Sequence[bytes]]) -> None:
+    """Write ``per_shard[i]`` into the stream's i-th shard (by hash key order), in order."""
+    shards = sorted(
+        kinesis.list_shards(StreamARN=arn)["Shards"],
+        key=lambda shard: int(shard["HashKeyRange"]["StartingHashKey"]),
+    )
+    assert len(shards) >= len(per_shard), "fewer shards than record lists"
+    for shard, payloads in zip(shards, per_shard, strict=False):
+        hash_key = shard["HashKeyRange"]["StartingHashKey"]
+        for i in range(0, len(payloads), 500):
+            response = kinesis.put_records(
+                StreamARN=arn,
+                Records=[
+                    {"PartitionKey": "k", "ExplicitHashKey": hash_key, "Data": data}
+                    for data in payloads[i : i + 500]
+                ],
+            )
+            assert response["FailedRecordCount"] == 0
+            assert {r["ShardId"] for r in response["Records"]} == {shard["ShardId"]}
 
 
 def read_stream(kinesis: Any, arn: str) -> list[dict[str, Any]]:

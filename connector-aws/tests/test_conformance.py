@@ -11,7 +11,7 @@ from typing import Any
 
 import aws_jobs
 import pytest
-from aws_helpers import client, client_options, put_all, read_stream, scan_items
+from aws_helpers import client, client_options, put_all, put_to_shards, read_stream, scan_items
 from headwater.connectors.aws import (
     KinesisStreamsSource,
     KinesisStreamsSourceOptions,
@@ -49,6 +49,9 @@ class KinesisSourceContext(SourceExternalContext):
             idle_poll_interval=timedelta(milliseconds=50),
         )
         return KinesisStreamsSource(options, record_deserializer=lambda r: int(r.data))
+
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        put_to_shards(self.kinesis, self.arn, [[str(r).encode() for r in rs] for rs in splits])
 
     def write_bad_records(self, count: int) -> None:
         """``count`` payloads that are not JSON, among the good records' shards."""

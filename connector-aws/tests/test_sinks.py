@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from headwater.connectors.aws import (
     KinesisStreamsSink,
     KinesisStreamsSinkOptions,
 )
-from headwater.connectors.base import AsyncSinkOptions
+from headwater.connectors.base import AsyncSinkOptions, DeadLetter, DeadLetterOnError, SkipOnError
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import (
     ConfigurationError,
@@ -312,3 +313,75 @@ def test_firehose_sink_fail_on_error_fails_at_the_first_failed_entry(
     _failed_entry_error(info, "firehose sink")
     lines = Counter(_read_bucket(s3, bucket))
     assert set(lines) < {s.rstrip(b"\n") for s in sent} and max(lines.values(), default=1) == 1
+
+
+# --- Records over the size limit ----------------------------------------------------------
+
+
+def test_kinesis_sink_oversized_records_follow_the_error_policy(
+    kinesis_service: RunningService, kinesis_client: Any, new_stream: Any
+) -> None:
+    """Default: the job fails naming size, limit and option; skip and dead-letter drop them."""
+    arn = new_stream(1)
+    small = [f"record-{i:04d}".encode() for i in range(50)]
+    big = [b"x" * 3000, b"y" * 5000]
+    options = KinesisStreamsSinkOptions(
+        stream_arn=arn,
+        client=client_options(kinesis_service),
+        writer=AsyncSinkOptions(max_record_size_in_bytes=2000, max_batch_size=100),
+    )
+    env = StreamEnvironment()
+    env.from_collection(small[:25] + big + small[25:]).sink_to(KinesisStreamsSink(options))
+    with pytest.raises(JobFailedError) as info:
+        env.execute("kinesis sink: oversized fails")
+    # the size counts the (random) partition key too
+    assert re.search(
+        r"kinesis sink: a record of 30\d\d bytes exceeds max_record_size_in_bytes \(2000\); "
+        r"raise that option",
+        str(info.value),
+    ), info.value
+    for policy_name in ("skip", "dead-letter"):
+        letters: list[DeadLetter] = []
+        policy = SkipOnError() if policy_name == "skip" else DeadLetterOnError(letters.append)
+        stream = new_stream(1)
+        options = options.model_copy(update={"stream_arn": stream})
+        env = StreamEnvironment()
+        env.from_collection(small[:25] + big + small[25:]).sink_to(
+            KinesisStreamsSink(options, on_record_too_large=policy)
+        )
+        result = env.execute(f"kinesis sink: oversized {policy_name}")
+        assert sorted(r["Data"] for r in read_stream(kinesis_client, stream)) == small
+        sink_metrics = [m for name, m in result.metrics.items() if "Sink" in name]
+        assert sum(m.get("numRecordsOutErrors") or 0 for m in sink_metrics) == 2
+    assert [letter.payload for letter in letters] == big
+
+
+def test_firehose_and_dynamodb_sinks_skip_oversized_records(
+    moto_service: RunningService, dynamodb_service: RunningService, unique_name: str
+) -> None:
+    s3, bucket = _delivery_stream(moto_service, unique_name)
+    sent = [f"event-{i:04d}\n".encode() for i in range(40)]
+    firehose = FirehoseSinkOptions(
+        delivery_stream_name=unique_name,
+        client=client_options(moto_service),
+        writer={"max_record_size_in_bytes": 1000},
+    )
+    env = StreamEnvironment()
+    env.from_collection([*sent[:20], b"z" * 1001, *sent[20:]]).sink_to(
+        FirehoseSink(firehose, on_record_too_large=SkipOnError())
+    )
+    env.execute("firehose sink: oversized skipped")
+    assert Counter(_read_bucket(s3, bucket)) == Counter(s.rstrip(b"\n") for s in sent)
+
+    dynamodb = client(dynamodb_service, "dynamodb")
+    create_table_with_id(dynamodb, unique_name)
+    table = DynamoDbSinkOptions(
+        table_name=unique_name,
+        client=client_options(dynamodb_service),
+        writer={"max_record_size_in_bytes": 1000},
+    )
+    items = [{"id": f"k{i}", "n": i} for i in range(30)] + [{"id": "big", "blob": "b" * 2000}]
+    env = StreamEnvironment()
+    env.from_collection(items).sink_to(DynamoDbSink(table, on_record_too_large=SkipOnError()))
+    env.execute("dynamodb sink: oversized skipped")
+    assert sorted(int(i["n"]) for i in scan_items(dynamodb, unique_name)) == list(range(30))

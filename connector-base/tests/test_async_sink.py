@@ -16,10 +16,13 @@ from headwater.connectors.base import (
     AsyncSinkOptions,
     AsyncSinkWriter,
     Backoff,
+    DeadLetter,
+    DeadLetterOnError,
     RecordTooLargeError,
     RequestInfo,
     RequestResultInfo,
     RetryPolicy,
+    SkipOnError,
     SubmitResult,
 )
 from headwater.core import (
@@ -256,6 +259,25 @@ async def test_oversized_record_refused(make_context: Any) -> None:
         RecordTooLargeError, match=r"a record of 6 bytes exceeds max_record_size_in_bytes \(5\)"
     ):
         await writer.write_batch([123456])
+
+
+async def test_oversized_records_skipped_or_dead_lettered_by_policy(make_context: Any) -> None:
+    letters: list[DeadLetter] = []
+    for policy in (SkipOnError(), DeadLetterOnError(letters.append)):
+        context = make_context()
+        writer = FakeWriter(
+            context, options=opts(max_record_size_in_bytes=5, max_batch_size_in_bytes=100)
+        )
+        writer.on_record_too_large = policy
+        await writer.write_batch([1, 123456, 22, 7777777])
+        await writer.flush(True)
+        assert sorted(e for request in writer.requests for e in request) == ["1", "22"]
+        assert context.metrics()["numRecordsOutErrors"] == 2
+    assert [(letter.payload, letter.position) for letter in letters] == [
+        (b"'123456'", 1),
+        (b"'7777777'", 3),
+    ]
+    assert "6 bytes exceeds max_record_size_in_bytes (5)" in letters[0].error
 
 
 class FakeSink(AsyncSinkBase[int, str]):

@@ -105,20 +105,35 @@ class Reader(SourceReaderBase[int, int, Split, State]):
 
 
 class Output:
-    def __init__(self) -> None:
-        self.values: list[int] = []
+    """Collects records in order; split outputs add to the same list and record their split."""
+
+    def __init__(self, parent: Output | None = None, split_id: str | None = None) -> None:
+        self.values: list[int] = [] if parent is None else parent.values
+        self.by_split: dict[str | None, list[int]] = {} if parent is None else parent.by_split
+        self.opened: list[str] = [] if parent is None else parent.opened
+        self.released: list[str] = [] if parent is None else parent.released
+        self.split_id = split_id
 
     def collect(self, record: int, timestamp: int | None = None, /) -> None:
         self.values.append(record)
+        self.by_split.setdefault(self.split_id, []).append(record)
 
     def collect_batch(self, records: Sequence[int], /) -> None:
-        self.values.extend(records)
+        for record in records:
+            self.collect(record)
 
     def emit_watermark(self, timestamp: int, /) -> None:
         pass
 
     def mark_idle(self) -> None:
         pass
+
+    def split_output(self, split_id: str, /) -> Output:
+        self.opened.append(split_id)
+        return Output(self, split_id)
+
+    def release_split_output(self, split_id: str, /) -> None:
+        self.released.append(split_id)
 
 
 async def drain(reader: Reader, output: Output, stop_after: int | None = None) -> InputStatus:
@@ -221,4 +236,27 @@ async def test_pause_and_resume_splits(make_context: Any) -> None:
     reader.pause_or_resume_splits([], ["b"])
     await drain(reader, out, stop_after=1500)
     assert readers[1].fetches > fetched_b
+    await reader.close()
+
+
+@pytest.mark.parametrize("mode", list(FetcherMode))
+async def test_each_split_emits_through_its_own_output(
+    make_context: Any, mode: FetcherMode
+) -> None:
+    """Per-split watermarks need it: no record goes through the reader-wide output."""
+    reader = Reader(make_context(), SplitFetcherManager(AsyncNumbers, mode=mode), Emitter())
+    reader.add_splits([Split("a", 0, 10), Split("b", 100, 107)])
+    out = Output()
+    reader.poll_next(out)
+    assert sorted(out.opened) == ["a", "b"]  # opened when added, before any record
+    reader.add_splits([Split("c", 200, 205)])
+    reader.notify_no_more_splits()
+    assert await drain(reader, out) is InputStatus.END_OF_INPUT
+    assert None not in out.by_split
+    assert out.by_split == {
+        "a": list(range(10)),
+        "b": list(range(100, 107)),
+        "c": list(range(200, 205)),
+    }
+    assert sorted(out.opened) == sorted(out.released) == ["a", "b", "c"]
     await reader.close()

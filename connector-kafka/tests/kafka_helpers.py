@@ -53,6 +53,20 @@ async def produce(
         await producer.stop()
 
 
+async def produce_to_partition(
+    bootstrap: str, topic: str, values: list[bytes], partition: int
+) -> None:
+    """Write ``values`` into one partition, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, partition=partition) for value in values]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
 async def read_all(
     bootstrap: str, topic: str, *, committed_only: bool = True, idle_ms: int = 1500
 ) -> list[tuple[bytes | None, bytes | None]]:

@@ -38,7 +38,7 @@ from headwater.core import DeliveryGuarantee, Sink, Source, SourceReader, Source
 
 from .jobs.conformance_jobs import encode
 from .jobs.kill_job import ThrottledReader
-from .kafka_helpers import create_topic, produce, read_all
+from .kafka_helpers import create_topic, produce, produce_to_partition, read_all
 
 JOBS = Path(__file__).parent / "jobs"
 
@@ -64,6 +64,17 @@ class KafkaSourceContext(SourceExternalContext):
 
     def write_test_data(self, records: Sequence[Any]) -> None:
         asyncio.run(produce(self.bootstrap, self.topic, [encode(r) for r in records], partitions=2))
+
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        assert len(splits) == 2, "the topic has 2 partitions"
+
+        async def write() -> None:
+            for partition, records in enumerate(splits):
+                await produce_to_partition(
+                    self.bootstrap, self.topic, [encode(r) for r in records], partition
+                )
+
+        asyncio.run(write())
 
     def write_bad_records(self, count: int) -> None:
         bad = [b"{not json %d" % i for i in range(count)]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiokafka.partitioner import murmur2
+from headwater.connectors.base import DeadLetter, DeadLetterOnError, SkipOnError
 from headwater.connectors.kafka import (
     KafkaRecord,
     KafkaRecordSerializer,
@@ -17,9 +19,15 @@ from headwater.connectors.kafka import (
     Latest,
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
-from headwater.core import CheckpointConfig, CollectSink, DeliveryGuarantee, StreamEnvironment
+from headwater.core import (
+    CheckpointConfig,
+    CollectSink,
+    DeliveryGuarantee,
+    JobFailedError,
+    StreamEnvironment,
+)
 
-from .kafka_helpers import create_topic, produce, read_partitioned
+from .kafka_helpers import create_topic, produce, read_all, read_partitioned
 
 
 def values(n: int, prefix: str = "v") -> list[bytes]:
@@ -154,3 +162,46 @@ async def test_keyless_records_switch_partition_when_a_batch_is_full(
     per_partition = {p: [v for q, _, v in got if q == p] for p in range(3)}
     assert all(per_partition.values()), "every partition got full batches"
     assert all(vs == sorted(vs) for vs in per_partition.values()), "order kept per partition"
+
+
+async def test_oversized_records_follow_the_error_policy(
+    kafka_service: RunningService, unique_name: str
+) -> None:
+    """A record over max_request_size: by default the job fails naming size, limit, topic and
+    the option; with skip or dead-letter the others are written, nothing else. Both write paths
+    (values only, and with keys)."""
+    bootstrap = kafka_service.address
+    small = values(40)
+    big = b"B" * 5000
+
+    def job(topic: str, policy: Any, *, keyed: bool) -> StreamEnvironment:
+        env = StreamEnvironment()
+        env.from_collection([*small[:20], big, *small[20:]]).sink_to(
+            KafkaSink(
+                KafkaSinkOptions(
+                    bootstrap_servers=bootstrap, properties={"max_request_size": 4096}
+                ),
+                KafkaRecordSerializer(topic=topic, key=(lambda v: v[:4]) if keyed else None),
+                on_record_too_large=policy,
+            )
+        )
+        return env
+
+    for keyed in (False, True):
+        topic = f"{unique_name}-{keyed:d}"
+        await create_topic(bootstrap, topic, 1)
+        with pytest.raises(JobFailedError) as info:
+            await run(job(topic, None, keyed=keyed))
+        message = str(info.value)
+        where = f"topic '{topic}' partition 0" if keyed else f"topic '{topic}'"
+        assert "kafka sink: a record of 50" in message and f"bytes for {where} exceeds" in message
+        assert (
+            "max_request_size of 4096 bytes; raise option properties['max_request_size']" in message
+        )
+        letters: list[DeadLetter] = []
+        for index, policy in enumerate([SkipOnError(), DeadLetterOnError(letters.append)]):
+            topic = f"{unique_name}-{keyed:d}-{index}"
+            await create_topic(bootstrap, topic, 1)
+            await run(job(topic, policy, keyed=keyed))
+            assert sorted(v for _, v in await read_all(bootstrap, topic)) == small
+        assert [letter.payload for letter in letters] == [big]

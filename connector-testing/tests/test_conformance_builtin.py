@@ -43,6 +43,8 @@ from headwater.core import (
     Source,
     SourceReader,
     SourceReaderContext,
+    SplitEnumerator,
+    SplitEnumeratorContext,
 )
 
 
@@ -143,13 +145,56 @@ class _PayloadReader(SourceReaderBase[bytes, Any, RangeSplit, _Position]):
         pass
 
 
-class JsonPayloadSource(CollectionSource[Any]):
-    """A bounded source of JSON payloads decoded by :class:`JsonFormat` with an error policy."""
+class _AllSplitsAtOnce(SplitEnumerator[RangeSplit, list[RangeSplit]]):
+    """Hands every split to the first reader that asks (so one reader owns them together)."""
 
-    def __init__(self, payloads: Sequence[bytes], policy: ErrorPolicy) -> None:
+    def __init__(
+        self, context: SplitEnumeratorContext[RangeSplit], splits: list[RangeSplit]
+    ) -> None:
+        self._context = context
+        self._unassigned = splits
+
+    def handle_split_request(self, subtask_index: int) -> None:
+        if self._unassigned:
+            self._context.assign_splits({subtask_index: self._unassigned})
+            self._unassigned = []
+        else:
+            self._context.signal_no_more_splits(subtask_index)
+
+    def add_reader(self, subtask_index: int) -> None:
+        """Readers ask for splits themselves."""
+
+    def add_splits_back(self, splits: Sequence[RangeSplit], subtask_index: int) -> None:
+        self._unassigned = [*splits, *self._unassigned]
+
+    def snapshot_state(self, checkpoint_id: int) -> list[RangeSplit]:
+        return list(self._unassigned)
+
+
+class JsonPayloadSource(CollectionSource[Any]):
+    """A bounded source of JSON payloads decoded by :class:`JsonFormat` with an error policy.
+
+    With ``split_sizes``, the payloads form one split per size, all handed to the first reader.
+    """
+
+    def __init__(
+        self, payloads: Sequence[bytes], policy: ErrorPolicy, split_sizes: Sequence[int] = ()
+    ) -> None:
         super().__init__(payloads)
         self._payloads = payloads
         self._format = JsonFormat(on_error=policy)
+        self._split_sizes = split_sizes
+
+    def create_enumerator(
+        self, context: SplitEnumeratorContext[RangeSplit]
+    ) -> SplitEnumerator[RangeSplit, list[RangeSplit]]:
+        if not self._split_sizes:
+            return super().create_enumerator(context)
+        splits, start = [], 0
+        for i, size in enumerate(self._split_sizes):
+            splits.append(RangeSplit(str(i), start, start + size))
+            start += size
+        return _AllSplitsAtOnce(context, splits)
 
     def create_reader(self, context: SourceReaderContext) -> SourceReader[Any, RangeSplit]:
         deserializer = self._format.deserializer(context.metric_group)
@@ -166,15 +211,22 @@ class PayloadContext(SourceExternalContext):
     def __init__(self) -> None:
         self.count = 0
         self.bad: list[bytes] = []
+        self.splits: list[list[Any]] = []
 
     def write_test_data(self, records: Sequence[Any]) -> None:
         assert list(records) == list(range(len(records)))
         self.count = len(records)
 
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        self.splits = [list(records) for records in splits]
+
     def write_bad_records(self, count: int) -> None:
         self.bad = [b"{not json %d" % i for i in range(count)]
 
     def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
+        if bounded and self.splits:
+            payloads = [orjson.dumps(r) for records in self.splits for r in records]
+            return JsonPayloadSource(payloads, FailOnError(), [len(rs) for rs in self.splits])
         if bounded:
             return self.create_source_with_error_policy(FailOnError())
         return DataGenSource(lambda i, _r: i, rows_per_second=2000, num_splits=1, batch_size=50)

@@ -97,6 +97,7 @@ class FlakySink(FileTwoPhaseSink):
         self.phase = phase
         self.injector = FailOnce()
         self.commits = 0
+        self.prepares = 0
 
     def create_writer(
         self, context: WriterInitContext
@@ -110,7 +111,14 @@ class FlakySink(FileTwoPhaseSink):
         original = writer.prepare_commit
 
         async def prepare_commit() -> list[dict[str, str]]:
-            if sink.commits >= 3 and not sink.injector.fired:
+            sink.prepares += 1
+            if sink.prepares >= 3 and not sink.injector.fired:
+                # A later checkpoint's pre-commit fails once an earlier one is committed. Commits
+                # run in the background (they never wait for this checkpoint): give them a moment.
+                for _ in range(1000):
+                    if sink.commits:
+                        break
+                    await asyncio.sleep(0.005)
                 sink.injector.fail("in prepare_commit")
             return await original()
 

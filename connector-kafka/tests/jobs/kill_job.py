@@ -37,21 +37,27 @@ from headwater.core import (
 
 
 class _Counting:
-    """A ReaderOutput that counts what passes through."""
+    """A ReaderOutput that counts what passes through it and its split outputs (in ``total``)."""
 
-    def __init__(self, output: ReaderOutput[Any]) -> None:
+    def __init__(self, output: ReaderOutput[Any], total: list[int] | None = None) -> None:
         self.output = output
-        self.count = 0
+        self.total = total if total is not None else [0]
 
     def collect(self, record: Any, timestamp: int | None = None, /) -> None:
-        self.count += 1
+        self.total[0] += 1
         self.output.collect(record, timestamp)
 
     def collect_batch(
         self, records: Sequence[Any], timestamps: Sequence[int | None] | None = None, /
     ) -> None:
-        self.count += len(records)
+        self.total[0] += len(records)
         self.output.collect_batch(records, timestamps)
+
+    def split_output(self, split_id: str, /) -> _Counting:
+        return _Counting(self.output.split_output(split_id), self.total)
+
+    def release_split_output(self, split_id: str, /) -> None:
+        self.output.release_split_output(split_id)
 
     def emit_watermark(self, timestamp: int, /) -> None:
         self.output.emit_watermark(timestamp)
@@ -67,11 +73,15 @@ class ThrottledReader(SourceReader[bytes, KafkaPartitionSplit]):
         self.reader = reader
         self.rate = rate
         self.started = time.monotonic()
-        self.emitted = 0
+        self.counting: _Counting | None = None
 
     async def start(self) -> None:
         self.started = time.monotonic()
         await self.reader.start()
+
+    @property
+    def emitted(self) -> int:
+        return 0 if self.counting is None else self.counting.total[0]
 
     def _wait(self) -> float:
         return (self.emitted / self.rate) - (time.monotonic() - self.started)
@@ -79,10 +89,9 @@ class ThrottledReader(SourceReader[bytes, KafkaPartitionSplit]):
     def poll_next(self, output: ReaderOutput[bytes]) -> InputStatus:
         if self._wait() > 0:
             return InputStatus.NOTHING_AVAILABLE
-        counting = _Counting(output)
-        status = self.reader.poll_next(counting)
-        self.emitted += counting.count
-        return status
+        if self.counting is None:  # one for the reader's life: the reader keeps its split outputs
+            self.counting = _Counting(output)
+        return self.reader.poll_next(self.counting)
 
     def is_available(self) -> asyncio.Future[None]:
         wait = self._wait()

@@ -103,7 +103,11 @@ class _RangeEnumerator(SplitEnumerator[RangeSplit, list[RangeSplit]]):
 
 
 class _RangeReader(SourceReader[T, RangeSplit]):
-    """Reads range splits one after another; subclasses turn ``[start, stop)`` into records."""
+    """Reads range splits one after another; subclasses turn ``[start, stop)`` into records.
+
+    Each split's records go through its own split output (opened at the first poll after the
+    split is added, released when it ends), so event time is tracked per split.
+    """
 
     def __init__(
         self,
@@ -117,6 +121,7 @@ class _RangeReader(SourceReader[T, RangeSplit]):
         self._batch = batch_size
         self._splits: deque[RangeSplit] = deque()
         self._current: RangeSplit | None = None
+        self._unopened: list[str] = []
         self._no_more = False
         self._waiting = False
         self._available: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -139,6 +144,7 @@ class _RangeReader(SourceReader[T, RangeSplit]):
 
     def add_splits(self, splits: Sequence[RangeSplit]) -> None:
         self._splits.extend(splits)
+        self._unopened.extend(s.split_id for s in splits)
         self._waiting = False
         self._signal()
 
@@ -162,6 +168,9 @@ class _RangeReader(SourceReader[T, RangeSplit]):
         return (wanted - allowed) / self._rate
 
     def poll_next(self, output: ReaderOutput[T]) -> InputStatus:
+        for split_id in self._unopened:  # each added split holds back the watermark from now on
+            output.split_output(split_id)
+        self._unopened = []
         split = self._current
         if split is None:
             if not self._splits:
@@ -179,9 +188,10 @@ class _RangeReader(SourceReader[T, RangeSplit]):
             count = min(count, allowed)
         stop = split.position + count
         records = self._produce(split.position, stop)
-        output.collect_batch(records)
+        output.split_output(split.split_id).collect_batch(records)
         self._emitted += len(records)
         if len(records) < count or stop >= split.end:  # a short batch ends an iterable's split
+            output.release_split_output(split.split_id)
             self._current = None
             if not self._splits and not self._no_more:
                 self._request()

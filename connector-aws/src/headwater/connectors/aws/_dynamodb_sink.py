@@ -20,6 +20,7 @@ from headwater.connectors.base import (
     AsyncSinkBase,
     AsyncSinkOptions,
     AsyncSinkWriter,
+    ErrorPolicy,
     OptionsModel,
     SubmitResult,
 )
@@ -291,6 +292,10 @@ class DynamoDbSink(AsyncSinkBase[IN, DynamoDbWriteRequest], Generic[IN]):
         options: the table, the client and the writer's knobs.
         element_converter: turns a record into a :class:`DynamoDbWriteRequest` (default: requests
             pass, dicts and dataclasses are put).
+        on_record_too_large: what happens to a record over ``writer.max_record_size_in_bytes``
+            (the service's limit by default): ``None`` fails the job naming size, limit and
+            option; :class:`SkipOnError` drops it, :class:`DeadLetterOnError` hands it over
+            (both count it in ``numRecordsOutErrors``).
     """
 
     def __init__(
@@ -298,12 +303,17 @@ class DynamoDbSink(AsyncSinkBase[IN, DynamoDbWriteRequest], Generic[IN]):
         options: DynamoDbSinkOptions,
         *,
         element_converter: Callable[[IN], DynamoDbWriteRequest] = _to_request,
+        on_record_too_large: ErrorPolicy | None = None,
     ) -> None:
         if not isinstance(options, DynamoDbSinkOptions):
             raise ConfigurationError(
                 f"dynamodb sink: expected DynamoDbSinkOptions, got {type(options).__name__}"
             )
-        super().__init__(element_converter=element_converter, options=options.writer)
+        super().__init__(
+            element_converter=element_converter,
+            options=options.writer,
+            on_record_too_large=on_record_too_large,
+        )
         self.sink_options = options
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from headwater.connectors.base import (
     AsyncSinkBase,
     AsyncSinkOptions,
     AsyncSinkWriter,
+    ErrorPolicy,
     Format,
     OptionsModel,
     RawFormat,
@@ -112,6 +113,10 @@ class _FirehoseWriter(AwsSinkWriter[IN, bytes]):
     def size_in_bytes(self, entry: bytes) -> int:
         return len(entry)
 
+    @override
+    def entry_payload(self, entry: bytes) -> bytes:
+        return entry
+
 
 ENTRY_SERIALIZER: VersionedSerializer[bytes] = JsonSerializer(
     version=1,
@@ -136,17 +141,29 @@ class FirehoseSink(AsyncSinkBase[IN, bytes], Generic[IN]):
     Args:
         options: the delivery stream, the client and the writer's knobs.
         value_format: turns a record into the payload (default: :class:`RawFormat`, for ``bytes``).
+        on_record_too_large: what happens to a record over ``writer.max_record_size_in_bytes``
+            (the service's limit by default): ``None`` fails the job naming size, limit and
+            option; :class:`SkipOnError` drops it, :class:`DeadLetterOnError` hands it over
+            (both count it in ``numRecordsOutErrors``).
     """
 
     def __init__(
-        self, options: FirehoseSinkOptions, *, value_format: Format[IN] | None = None
+        self,
+        options: FirehoseSinkOptions,
+        *,
+        value_format: Format[IN] | None = None,
+        on_record_too_large: ErrorPolicy | None = None,
     ) -> None:
         if not isinstance(options, FirehoseSinkOptions):
             raise ConfigurationError(
                 f"firehose sink: expected FirehoseSinkOptions, got {type(options).__name__}"
             )
         fmt: Format[Any] = value_format if value_format is not None else RawFormat()
-        super().__init__(element_converter=fmt.encode, options=options.writer)
+        super().__init__(
+            element_converter=fmt.encode,
+            options=options.writer,
+            on_record_too_large=on_record_too_large,
+        )
         self.sink_options = options
 
     def __repr__(self) -> str:

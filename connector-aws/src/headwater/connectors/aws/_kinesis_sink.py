@@ -18,6 +18,7 @@ from headwater.connectors.base import (
     AsyncSinkBase,
     AsyncSinkOptions,
     AsyncSinkWriter,
+    ErrorPolicy,
     Format,
     OptionsModel,
     RawFormat,
@@ -160,6 +161,10 @@ class _KinesisStreamsWriter(AwsSinkWriter[IN, KinesisEntry]):
     def size_in_bytes(self, entry: KinesisEntry) -> int:
         return len(entry.data) + len(entry.partition_key.encode())
 
+    @override
+    def entry_payload(self, entry: KinesisEntry) -> bytes:
+        return entry.data
+
 
 ENTRY_SERIALIZER: VersionedSerializer[KinesisEntry] = JsonSerializer(
     version=1,
@@ -196,6 +201,10 @@ class KinesisStreamsSink(AsyncSinkBase[IN, KinesisEntry], Generic[IN]):
         options: the stream, the client and the writer's knobs.
         value_format: turns a record into the payload (default: :class:`RawFormat`, for ``bytes``).
         partition_key_generator: the partition key of a record (default: a random key).
+        on_record_too_large: what happens to a record over ``writer.max_record_size_in_bytes``
+            (the service's limit by default): ``None`` fails the job naming size, limit and
+            option; :class:`SkipOnError` drops it, :class:`DeadLetterOnError` hands it over
+            (both count it in ``numRecordsOutErrors``).
     """
 
     def __init__(
@@ -204,6 +213,7 @@ class KinesisStreamsSink(AsyncSinkBase[IN, KinesisEntry], Generic[IN]):
         *,
         value_format: Format[IN] | None = None,
         partition_key_generator: Callable[[IN], str] = random_partition_key,
+        on_record_too_large: ErrorPolicy | None = None,
     ) -> None:
         if not isinstance(options, KinesisStreamsSinkOptions):
             raise ConfigurationError(
@@ -213,6 +223,7 @@ class KinesisStreamsSink(AsyncSinkBase[IN, KinesisEntry], Generic[IN]):
         super().__init__(
             element_converter=_KinesisConverter(fmt, partition_key_generator),
             options=options.writer,
+            on_record_too_large=on_record_too_large,
         )
         self.sink_options = options
 

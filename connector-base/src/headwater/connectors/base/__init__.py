@@ -34,6 +34,7 @@ from headwater.connectors.base._formats import (
     TextFormat,
     format_from_setting,
     pipeline_format,
+    refuse_record,
 )
 from headwater.connectors.base._hybrid import HybridSource, HybridSplit, SourceSwitch
 from headwater.connectors.base._options import OptionsModel
@@ -96,6 +97,7 @@ __all__ = [
     "classify_error",
     "format_from_setting",
     "pipeline_format",
+    "refuse_record",
     "retry",
 ]
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 from itertools import accumulate, islice
 from typing import Annotated, Any, Generic, TypeVar
 
+from headwater.connectors.base._formats import DeadLetter, ErrorPolicy, refuse_record
 from headwater.connectors.base._options import OptionsModel
 from headwater.connectors.base._rate_limiting import (
     AIMDRateLimitingStrategy,
@@ -58,7 +59,7 @@ _MIB = 1024 * 1024
 
 
 class RecordTooLargeError(FatalError):
-    """A record is larger than ``max_record_size_in_bytes``; it is refused and the task fails."""
+    """A record is larger than a sink's size limit; by default the task fails with it."""
 
 
 class RequestTimeoutError(RetryableError):
@@ -77,8 +78,9 @@ class AsyncSinkOptions(OptionsModel):
             ``max_record_size_in_bytes``).
         max_time_in_buffer: an entry waits at most this long for a full batch before a partial
             batch is sent.
-        max_record_size_in_bytes: larger entries are refused with :class:`RecordTooLargeError`;
-            ``None`` for no limit. Must not exceed ``max_batch_size_in_bytes``.
+        max_record_size_in_bytes: larger entries go to the sink's ``on_record_too_large`` policy
+            (default: the task fails with :class:`RecordTooLargeError`); ``None`` for no limit.
+            Must not exceed ``max_batch_size_in_bytes``.
         request_timeout: a request not answered by then counts as failed.
         fail_on_timeout: on a timeout, fail the task (``True``) or retry the entries (``False``).
         retry_policy: backoff and limits for requests that fail with a retryable error; its
@@ -272,9 +274,15 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
     error, an exhausted retry policy or :meth:`SubmitResult.fail` fails the task at the next ``write_batch`` or
     ``flush``.
 
+    An entry larger than ``max_record_size_in_bytes`` goes to :attr:`on_record_too_large`: by
+    default the task fails with :class:`RecordTooLargeError` (naming the size, the limit and the
+    option); with :class:`SkipOnError` or :class:`DeadLetterOnError` it is dropped (and handed
+    over as a :class:`DeadLetter` with :meth:`entry_payload`) and counted in
+    ``numRecordsOutErrors``.
+
     Metrics (FLIP-33): ``numRecordsOut`` and ``numBytesOut`` (entries and bytes accepted by the
-    external system), ``numRecordsSendErrors``, ``currentSendTime`` (ms, last request),
-    ``pendingRecords`` (buffered entries).
+    external system), ``numRecordsSendErrors``, ``numRecordsOutErrors`` (entries refused as too
+    large), ``currentSendTime`` (ms, last request), ``pendingRecords`` (buffered entries).
 
     Args:
         context: the writer's init context.
@@ -311,7 +319,10 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         self._failures: dict[int, tuple[int, float]] = {}
         self._records_out = 0
         self._send_time_ms: float | None = None
+        self.on_record_too_large: ErrorPolicy | None = None
+        """What happens to an entry over ``max_record_size_in_bytes`` (``None``: fail)."""
         group = context.metric_group
+        self._refused = group.counter("numRecordsOutErrors")
         self._bytes_out = group.counter("numBytesOut")
         self._send_errors = group.counter("numRecordsSendErrors")
         group.gauge("numRecordsOut", lambda: self._records_out)
@@ -329,6 +340,10 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
     @abstractmethod
     def size_in_bytes(self, entry: E) -> int:
         """The size of one entry, for the byte limits and ``numBytesOut``."""
+
+    def entry_payload(self, entry: E) -> bytes:
+        """The bytes of an entry, for the dead letter of one refused as too large (default: repr)."""
+        return repr(entry).encode()
 
     def classify(self, error: BaseException) -> ErrorClass:
         """Whether a request error is retryable; default: the retry policy's classifier."""
@@ -393,11 +408,37 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         sizes = list(map(self.size_in_bytes, entries))
         limit = self.options.max_record_size_in_bytes
         if limit is not None and max(sizes) > limit:
-            raise RecordTooLargeError(
-                f"{type(self).__name__}: a record of {max(sizes)} bytes exceeds "
-                f"max_record_size_in_bytes ({limit})"
-            )
+            entries, sizes = self._refuse_too_large(entries, sizes, limit)
+            if not entries:
+                return
         self._buffer.add(entries, sizes, enqueued_at, front=front)
+
+    def _refuse_too_large(
+        self, entries: list[E], sizes: list[int], limit: int
+    ) -> tuple[list[E], list[int]]:
+        """The entries within ``limit``; the others go to :attr:`on_record_too_large`."""
+        name = getattr(self, "connector", type(self).__name__)
+        kept: list[E] = []
+        kept_sizes: list[int] = []
+        for index, (entry, size) in enumerate(zip(entries, sizes, strict=True)):
+            if size <= limit:
+                kept.append(entry)
+                kept_sizes.append(size)
+                continue
+            error = RecordTooLargeError(
+                f"{name}: a record of {size} bytes exceeds max_record_size_in_bytes ({limit}); "
+                "raise that option (up to the service's limit) or set on_record_too_large to "
+                "skip or dead-letter such records"
+            )
+            letter = DeadLetter(
+                payload=self.entry_payload(entry),
+                error=f"RecordTooLargeError: {error}",
+                format=name,
+                position=index,
+            )
+            refuse_record(self.on_record_too_large, letter, error)
+            self._refused.inc()
+        return kept, kept_sizes
 
     def _batch_ready(self, now: float) -> bool:
         buffer = self._buffer
@@ -595,13 +636,21 @@ class AsyncSinkBase(Sink[IN], Generic[IN, E]):
     Args:
         element_converter: turns a record into a request entry.
         options: the writer's knobs (validated when built).
+        on_record_too_large: what happens to a record over ``max_record_size_in_bytes``:
+            ``None`` or :class:`FailOnError` fail the job (the error names size, limit and
+            option), :class:`SkipOnError` drops it, :class:`DeadLetterOnError` hands it over.
     """
 
     def __init__(
-        self, *, element_converter: Callable[[IN], E], options: AsyncSinkOptions | None = None
+        self,
+        *,
+        element_converter: Callable[[IN], E],
+        options: AsyncSinkOptions | None = None,
+        on_record_too_large: ErrorPolicy | None = None,
     ) -> None:
         self.element_converter = element_converter
         self.options = options or AsyncSinkOptions()
+        self.on_record_too_large = on_record_too_large
 
     @abstractmethod
     def create_async_writer(
@@ -615,13 +664,17 @@ class AsyncSinkBase(Sink[IN], Generic[IN, E]):
 
     def create_writer(self, context: WriterInitContext) -> AsyncSinkWriter[IN, E]:
         """A writer with an empty buffer."""
-        return self.create_async_writer(context, ())
+        writer = self.create_async_writer(context, ())
+        writer.on_record_too_large = self.on_record_too_large
+        return writer
 
     def restore_writer(
         self, context: WriterInitContext, states: list[Any]
     ) -> AsyncSinkWriter[IN, E]:
-        """A writer whose buffer holds the checkpointed entries."""
-        return self.create_async_writer(context, states)
+        """A writer whose buffer holds the checkpointed entries (accepted before, so in limits)."""
+        writer = self.create_async_writer(context, states)
+        writer.on_record_too_large = self.on_record_too_large
+        return writer
 
     def writer_state_serializer(self) -> VersionedSerializer[Any]:
         """The entry serializer (writer state is the list of buffered entries)."""

@@ -48,6 +48,7 @@ __all__ = [
     "RawFormat",
     "SkipOnError",
     "TextFormat",
+    "refuse_record",
 ]
 
 T = TypeVar("T")
@@ -56,13 +57,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter:
-    """A payload that could not be deserialized, with why and where.
+    """A payload that could not be deserialized (or a sink could not write), with why and where.
 
     Attributes:
-        payload: the raw bytes as read.
+        payload: the raw bytes as read (or as the sink would have sent them).
         error: ``"<ExceptionType>: <message>"``.
-        format: the name of the format that refused it (``"json"``, ``"avro"``, ...).
-        position: where it was read (an offset, a line number; the index in the batch by default).
+        format: the name of the format that refused it (``"json"``, ``"avro"``, ...), or of the
+            sink (``"kafka sink"``).
+        position: where it was read (an offset, a line number; the index in the batch by
+            default), or where a sink's record was going (``"topic-partition"``, a stream).
     """
 
     payload: bytes
@@ -110,6 +113,19 @@ class DeadLetterOnError(ErrorPolicy):
     def handle(self, letter: DeadLetter, cause: Exception) -> None:
         """Hand ``letter`` to the collector."""
         self.collector(letter)
+
+
+def refuse_record(policy: ErrorPolicy | None, letter: DeadLetter, error: Exception) -> None:
+    """Apply a sink's error policy to a record it cannot write (larger than its size limit).
+
+    ``None`` (the default) and :class:`FailOnError` raise ``error``, which names the record's
+    size, the limit, where it was going and the option to raise; :class:`SkipOnError` drops the
+    record; :class:`DeadLetterOnError` hands ``letter`` to its collector (``letter.format`` is the
+    sink's name, ``letter.position`` where the record was going).
+    """
+    if policy is None or isinstance(policy, FailOnError):
+        raise error
+    policy.handle(letter, error)
 
 
 class Format(ABC, Generic[T]):

@@ -395,6 +395,38 @@ class _HybridEnumerator(SplitEnumerator[HybridSplit, HybridEnumeratorState]):
         await self.enumerator.close()
 
 
+class _PrefixedOutput(ReaderOutput[T]):
+    """The output a sub-reader sees: its split outputs carry the hybrid split ids (``index:id``).
+
+    So the task's per-split watermarks and alignment pauses name the same splits as the hybrid
+    reader's checkpoints and :meth:`_HybridReader.pause_or_resume_splits`.
+    """
+
+    def __init__(self, output: ReaderOutput[T], index: int) -> None:
+        self._output = output
+        self._prefix = f"{index}:"
+
+    def collect(self, record: T, timestamp: int | None = None, /) -> None:
+        self._output.collect(record, timestamp)
+
+    def collect_batch(
+        self, records: Sequence[T], timestamps: Sequence[int | None] | None = None, /
+    ) -> None:
+        self._output.collect_batch(records, timestamps)
+
+    def emit_watermark(self, timestamp: int, /) -> None:
+        self._output.emit_watermark(timestamp)
+
+    def mark_idle(self) -> None:
+        self._output.mark_idle()
+
+    def split_output(self, split_id: str, /) -> ReaderOutput[T]:
+        return self._output.split_output(self._prefix + split_id)
+
+    def release_split_output(self, split_id: str, /) -> None:
+        self._output.release_split_output(self._prefix + split_id)
+
+
 class _HybridReader(SourceReader[T, HybridSplit]):
     def __init__(self, hybrid: HybridSource[T], context: SourceReaderContext) -> None:
         self._hybrid = hybrid
@@ -409,6 +441,7 @@ class _HybridReader(SourceReader[T, HybridSplit]):
         self._no_more = False
         self._pending: list[HybridSplit] = []
         self._available: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._output: _PrefixedOutput[T] | None = None
 
     def _signal(self) -> None:
         if not self._available.done():
@@ -445,6 +478,7 @@ class _HybridReader(SourceReader[T, HybridSplit]):
         self._reported = False
         self._ready = False
         reader = self._reader = event.source.create_reader(self._context)
+        self._output = None
         mine = [s.split for s in self._pending if s.source_index == event.index]
         self._pending = [s for s in self._pending if s.source_index > event.index]
         if mine:
@@ -472,7 +506,9 @@ class _HybridReader(SourceReader[T, HybridSplit]):
         reader = self._reader
         if reader is None or not self._ready or self._reported:
             return InputStatus.NOTHING_AVAILABLE
-        status = reader.poll_next(output)
+        if self._output is None:  # one per sub-reader (the task's output never changes)
+            self._output = _PrefixedOutput(output, self._index)
+        status = reader.poll_next(self._output)
         if status is not InputStatus.END_OF_INPUT or self._is_last:
             return status
         self._reported = True

@@ -10,8 +10,16 @@ A connector writes three small parts:
   (optionally) ``on_split_finished``.
 
 :class:`SourceReaderBase` owns the element queue between fetchers and the event loop, the state of
-every split, finished-split cleanup, pausing for watermark alignment, availability, and the FLIP-33
-metrics ``numRecordsIn``, ``numBytesIn``, ``numRecordsInErrors`` and ``currentFetchEventTimeLag``.
+every split, each split's output (so watermarks are per split), finished-split cleanup, pausing for
+watermark alignment, availability, and the FLIP-33 metrics ``numRecordsIn``, ``numBytesIn``,
+``numRecordsInErrors`` and ``currentFetchEventTimeLag``.
+
+Per-split watermarks: the emitter always gets the output of the split whose elements it emits
+(``output.split_output(split_id)``, Flink's per-split ``SourceOutput``), never the reader-wide
+output. A split's output is created when the split is added (at the reader's next ``poll_next``,
+before anything else is emitted) and released when the split finishes, so the reader's watermark
+is the minimum over its unfinished splits, idleness is per split, and watermark alignment can
+pause single splits. A connector on this base cannot forget it.
 """
 
 from __future__ import annotations
@@ -447,7 +455,8 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
 
     Split requests: the reader asks its enumerator for a split at start when it has none, and
     whenever its last split finishes (pull-based enumerators answer; push-based ones may ignore
-    the request). ``poll_next`` emits the records of one split of one fetch per call.
+    the request). ``poll_next`` emits the records of one split of one fetch per call, through
+    that split's own output (see the module docstring).
 
     Args:
         context: the reader context.
@@ -467,6 +476,8 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
         self._states: dict[str, StateT] = {}
         self._pending: deque[tuple[str, Sequence[E]]] = deque()
         self._pending_finished: Collection[str] = ()
+        self._outputs: dict[str, ReaderOutput[T]] = {}
+        self._without_output: list[str] = []
         self._no_more_splits = False
         self._requested = False
         self._fetch_lag: float | None = None
@@ -501,6 +512,7 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
         self._requested = False
         for split in splits:
             self._states[split.split_id] = self.initialized_state(split)
+            self._without_output.append(split.split_id)
         self._manager.add_splits(splits)
 
     def notify_no_more_splits(self) -> None:
@@ -511,6 +523,8 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
     def poll_next(self, output: ReaderOutput[T]) -> InputStatus:
         """Emit the records of one split of the next fetch."""
         self._manager.check_errors()
+        if self._without_output:
+            self._open_split_outputs(output)
         if not self._pending and not self._pending_finished:
             polled = self._manager.queue.poll()
             if polled is not None:
@@ -519,11 +533,11 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
             split_id, elements = self._pending.popleft()
             state = self._states.get(split_id)
             if state is not None:
-                self._emitter.emit_batch(elements, output, state)
+                self._emitter.emit_batch(elements, self._outputs[split_id], state)
                 self._records_in.inc(len(elements))
             return InputStatus.MORE_AVAILABLE
         if self._pending_finished:
-            self._finish(self._pending_finished)
+            self._finish(self._pending_finished, output)
             self._pending_finished = ()
             return InputStatus.MORE_AVAILABLE
         if len(self._manager.queue):
@@ -531,6 +545,13 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
         if self._no_more_splits and not self._states:
             return InputStatus.END_OF_INPUT
         return InputStatus.NOTHING_AVAILABLE
+
+    def _open_split_outputs(self, output: ReaderOutput[T]) -> None:
+        """Create the outputs of the splits added since the last poll (each holds back the watermark)."""
+        for split_id in self._without_output:
+            if split_id in self._states and split_id not in self._outputs:
+                self._outputs[split_id] = output.split_output(split_id)
+        self._without_output = []
 
     def _take(self, fetched: RecordsBySplit[E]) -> None:
         self._pending.extend((sid, recs) for sid, recs in fetched.records.items() if recs)
@@ -540,8 +561,11 @@ class SourceReaderBase(SourceReader[T, SplitT], Generic[E, T, SplitT, StateT]):
         if fetched.max_event_time is not None:
             self._fetch_lag = fetched.fetched_at * 1000.0 - fetched.max_event_time
 
-    def _finish(self, split_ids: Collection[str]) -> None:
+    def _finish(self, split_ids: Collection[str], output: ReaderOutput[T]) -> None:
         finished = {sid: self._states.pop(sid) for sid in split_ids if sid in self._states}
+        for split_id in finished:
+            if self._outputs.pop(split_id, None) is not None:
+                output.release_split_output(split_id)
         self._manager.splits_finished(split_ids)
         if finished:
             self.on_split_finished(finished)

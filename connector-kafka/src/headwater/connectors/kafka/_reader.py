@@ -309,8 +309,10 @@ class KafkaSourceReader(SourceReaderBase[Record, T, KafkaPartitionSplit, KafkaSp
     ``snapshot_state`` returns each split with ``starting_offset`` at the first record not yet
     emitted. When a checkpoint completes, its offsets are committed to the consumer group (if
     ``group_id`` is set and ``commit_offsets_on_checkpoint``) for monitoring and ``Committed``
-    starts. A failed commit is logged and counted (``commitsFailed``); the checkpoint, not the
-    group, is the source of truth.
+    starts. Commits run in the background, one at a time (a newer checkpoint's offsets replace
+    those still waiting), so a slow broker never holds back the job's checkpoints; a failed
+    commit is logged and counted (``commitsFailed``); the checkpoint, not the group, is the
+    source of truth. Closing the reader waits for a commit in flight (up to the request timeout).
     """
 
     def __init__(
@@ -331,6 +333,9 @@ class KafkaSourceReader(SourceReaderBase[Record, T, KafkaPartitionSplit, KafkaSp
         self._positions: dict[str, KafkaSplitState] = {}
         self._to_commit: dict[int, dict[TopicPartition, int]] = {}
         self._finished_offsets: dict[TopicPartition, int] = {}
+        self._commit_next: tuple[int, dict[TopicPartition, int]] | None = None
+        self._committing: asyncio.Task[None] | None = None
+        self._commit_timeout = options.request_timeout.total_seconds()
 
     # -- hooks of the base -----------------------------------------------------------------
     @override
@@ -371,27 +376,41 @@ class KafkaSourceReader(SourceReaderBase[Record, T, KafkaPartitionSplit, KafkaSp
         offsets = self._to_commit.pop(checkpoint_id, None)
         for older in [c for c in self._to_commit if c < checkpoint_id]:
             del self._to_commit[older]
-        consumer = self._split_reader.consumer
-        if not offsets or consumer is None:
+        if not offsets or self._split_reader.consumer is None:
             return
-        try:
-            await consumer.commit(offsets)
-            for tp in offsets.keys() & self._finished_offsets.keys():
-                del self._finished_offsets[tp]
-        except (KafkaError, OSError) as exc:
-            self._commits_failed.inc()
-            log.warning(
-                "kafka source: committing offsets of checkpoint %d failed (the checkpoint "
-                "holds them; the group lags until the next commit): %s",
-                checkpoint_id,
-                translate(exc, "committing offsets"),
-            )
-        else:
-            self._commits_succeeded.inc()
+        self._commit_next = (checkpoint_id, offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.get_running_loop().create_task(self._commit_waiting())
+
+    async def _commit_waiting(self) -> None:
+        """Commit the newest completed checkpoint's offsets until none is waiting."""
+        while self._commit_next is not None:
+            (checkpoint_id, offsets), self._commit_next = self._commit_next, None
+            consumer = self._split_reader.consumer
+            if consumer is None:
+                return
+            try:
+                await consumer.commit(offsets)
+                for tp in offsets.keys() & self._finished_offsets.keys():
+                    del self._finished_offsets[tp]
+            except (KafkaError, OSError) as exc:
+                self._commits_failed.inc()
+                log.warning(
+                    "kafka source: committing offsets of checkpoint %d failed (the checkpoint "
+                    "holds them; the group lags until the next commit): %s",
+                    checkpoint_id,
+                    translate(exc, "committing offsets"),
+                )
+            else:
+                self._commits_succeeded.inc()
 
     @override
     async def close(self) -> None:
         try:
+            committing = self._committing
+            if committing is not None and not committing.done():
+                await asyncio.wait([committing], timeout=self._commit_timeout)
+                committing.cancel()
             await super().close()
         finally:
             await self._split_reader.aclose()

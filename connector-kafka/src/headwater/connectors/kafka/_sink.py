@@ -16,10 +16,18 @@ from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidTxnState,
     KafkaError,
+    MessageSizeTooLargeError,
     NoError,
     ProducerFenced,
 )
 from aiokafka.partitioner import murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from headwater.connectors.base import (
+    DeadLetter,
+    ErrorPolicy,
+    RecordTooLargeError,
+    refuse_record,
+)
 from headwater.connectors.kafka._errors import translate
 from headwater.connectors.kafka._options import KafkaSinkOptions
 from headwater.connectors.kafka._records import KafkaRecordSerializer
@@ -40,7 +48,6 @@ from headwater.core import (
     DeliveryGuarantee,
     FatalError,
     JsonSerializer,
-    SerializationError,
     TwoPhaseCommittingSink,
     VersionedSerializer,
     WriterInitContext,
@@ -55,6 +62,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _NO_HEADERS: list[tuple[str, bytes]] = []
+_MAX_REQUEST_SIZE = 1024 * 1024
+"""aiokafka's default ``max_request_size``: the largest record the producer sends."""
+_RECORD_OVERHEAD = 128
+"""More than a record's framing adds to its key and value (the exact size is checked above it)."""
 """The headers of records without any (aiokafka only reads them)."""
 
 _WRITER_STATE_SERIALIZER: VersionedSerializer[int] = JsonSerializer(
@@ -76,9 +87,12 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         options: KafkaSinkOptions,
         serializer: KafkaRecordSerializer[T],
         context: WriterInitContext,
+        on_record_too_large: ErrorPolicy | None,
     ) -> None:
         self._options = options
         self._serializer = serializer
+        self._on_too_large = on_record_too_large
+        self._max_request_size = int(options.properties.get("max_request_size", _MAX_REQUEST_SIZE))
         self._values_only = all(
             hook is None
             for hook in (
@@ -90,12 +104,13 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         )
         self._subtask = context.subtask_index
         self._rotation = context.subtask_index
-        self._inflight: list[tuple[asyncio.Future[Any], int]] = []
+        self._inflight: list[tuple[asyncio.Future[Any], int, str, int]] = []
         self._producer: AIOKafkaProducer | None = None
         metrics = context.metric_group
         self._records_out = metrics.counter("numRecordsOut")
         self._bytes_out = metrics.counter("numBytesOut")
         self._send_errors = metrics.counter("numRecordsSendErrors")
+        self._refused = metrics.counter("numRecordsOutErrors")
 
     async def _start_producer(self, **extra: Any) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(**self._options.producer_kwargs(), **extra)
@@ -135,6 +150,7 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         partitions: dict[str, list[int]] = {}
         sticky: dict[str, int] = {}
         builders: dict[tuple[str, int], Any] = {}
+        refused = 0
         for record in records:
             topic = topic_of if isinstance(topic_of, str) else topic_of(record)
             key = key_of(record) if key_of is not None else None
@@ -152,14 +168,22 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
                 partition = sticky.get(topic, -1)
                 if partition < 0:
                     partition = sticky[topic] = known[self._rotation % len(known)]
+            size = len(value or b"") + len(key or b"")
+            if size + _RECORD_OVERHEAD > self._max_request_size and self._too_large(
+                key, value, headers, f"topic '{topic}' partition {partition}"
+            ):
+                refused += 1
+                continue
             builder = builders.get((topic, partition))
             if builder is None:
                 builder = builders[(topic, partition)] = producer.create_batch()
             while (
                 builder.append(key=key, value=value, timestamp=timestamp, headers=headers) is None
             ):
-                if not builder.record_count():
-                    raise self._too_big(len(value or b"") + len(key or b""))
+                if not builder.record_count():  # never: an empty batch takes any record
+                    raise RecordTooLargeError(
+                        f"kafka sink: a record of {size} bytes does not fit in an empty batch"
+                    )
                 await self._submit(producer, builder, topic, partition)
                 del builders[(topic, partition)]
                 if partitioner is None and key is None:
@@ -171,7 +195,7 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         self._rotation += 1
         for (topic, partition), builder in builders.items():
             await self._submit(producer, builder, topic, partition)
-        self._records_out.inc(len(records))
+        self._records_out.inc(len(records) - refused)
 
     async def _send_values(
         self, producer: AIOKafkaProducer, topic: str, records: Sequence[T]
@@ -187,6 +211,11 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         values = cast(
             "Sequence[bytes | None]", records if value_of is None else list(map(value_of, records))
         )
+        if max(map(len, filter(None, values)), default=0) + _RECORD_OVERHEAD > (
+            self._max_request_size
+        ):  # one C-level pass per batch; the exact check only when a record may be too large
+            where = f"topic '{topic}'"
+            values = [v for v in values if not self._too_large(None, v, [], where)]
         partition = known[self._rotation % len(known)]
         builder = producer.create_batch()
         append = builder.append
@@ -198,16 +227,44 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
                 builder = producer.create_batch()
                 append = builder.append
                 if append(key=None, value=value, timestamp=None, headers=_NO_HEADERS) is None:
-                    raise self._too_big(len(value or b""))
+                    raise RecordTooLargeError(  # never: an empty batch takes any record
+                        f"kafka sink: a record of {len(value or b'')} bytes does not fit in an "
+                        "empty batch"
+                    )
         await self._submit(producer, builder, topic, partition)
         self._rotation += 1
         self._records_out.inc(len(values))
 
-    def _too_big(self, size: int) -> SerializationError:
-        return SerializationError(
-            f"kafka sink: a record of {size} bytes does not fit in a batch; raise option "
-            f"'max_batch_size' ({self._options.max_batch_size})"
+    def _too_large(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+        where: str,
+    ) -> bool:
+        """Whether a record is over ``max_request_size``; such a one goes to the error policy.
+
+        The policy (default: fail) raises, or drops the record (counted, maybe dead-lettered).
+        """
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+        if size <= self._max_request_size:
+            return False
+        error = RecordTooLargeError(
+            f"kafka sink: a record of {size} bytes for {where} exceeds the producer's "
+            f"max_request_size of {self._max_request_size} bytes; raise option "
+            "properties['max_request_size'] (the broker's 'message.max.bytes' and the topic's "
+            "'max.message.bytes' must allow it too) or set on_record_too_large to skip or "
+            "dead-letter such records"
         )
+        letter = DeadLetter(
+            payload=value or b"",
+            error=f"RecordTooLargeError: {error}",
+            format="kafka sink",
+            position=where,
+        )
+        refuse_record(self._on_too_large, letter, error)
+        self._refused.inc()
+        return True
 
     async def _submit(
         self, producer: AIOKafkaProducer, builder: Any, topic: str, partition: int
@@ -216,24 +273,31 @@ class _ProducerWriter(CommittingSinkWriter[T, KafkaCommittable]):
         if count:
             self._bytes_out.inc(builder.size())  # the batch as sent: no per-record counting
             future = await producer.send_batch(builder, topic, partition=partition)
-            self._inflight.append((future, count))
+            self._inflight.append((future, count, topic, partition))
 
     def _raise_failures(self) -> None:
         """Drop acknowledged batches; raise the first failed one."""
         pending = []
-        for future, count in self._inflight:
+        for future, count, topic, partition in self._inflight:
             if not future.done():
-                pending.append((future, count))
+                pending.append((future, count, topic, partition))
             elif not future.cancelled() and future.exception() is not None:
                 self._send_errors.inc(count)
                 exc = future.exception()
                 assert exc is not None
-                raise translate(exc, "delivering records") from exc
+                if isinstance(exc, MessageSizeTooLargeError):
+                    raise RecordTooLargeError(
+                        f"kafka sink: the broker refused a batch of {count} records for topic "
+                        f"'{topic}' partition {partition} as too large; lower option "
+                        f"'max_batch_size' ({self._options.max_batch_size} bytes) below the "
+                        "topic's 'max.message.bytes' or raise that"
+                    ) from exc
+                raise translate(exc, f"delivering records to {topic}-{partition}") from exc
         self._inflight = pending
 
     async def _wait_acknowledged(self) -> None:
         if self._inflight:
-            await asyncio.wait([f for f, _ in self._inflight])
+            await asyncio.wait([f for f, *_ in self._inflight])
         self._raise_failures()
 
     @override
@@ -281,8 +345,9 @@ class _TransactionalWriter(_ProducerWriter[T]):
         serializer: KafkaRecordSerializer[T],
         context: WriterInitContext,
         floor: int,
+        on_record_too_large: ErrorPolicy | None,
     ) -> None:
-        super().__init__(options, serializer, context)
+        super().__init__(options, serializer, context, on_record_too_large)
         assert options.transactional_id_prefix is not None
         self._prefix = options.transactional_id_prefix
         self._floor = floor
@@ -486,9 +551,26 @@ class KafkaSink(TwoPhaseCommittingSink[T, KafkaCommittable], Generic[T]):
       interval plus checkpoint timeout *and* the longest recovery: a transaction that the broker
       times out before the restarted job commits it is lost (the job then fails, naming it).
       Records become visible one checkpoint late; a ``read_uncommitted`` consumer sees aborted ones.
+
+    A record that does not fit in a producer batch (``max_batch_size``) goes to
+    ``on_record_too_large``: by default the job fails with :class:`RecordTooLargeError` naming
+    the record's size, the limit, the topic and partition and the option to raise;
+    :class:`SkipOnError` drops it and :class:`DeadLetterOnError` hands it over as a
+    :class:`DeadLetter` (position ``"topic-partition"``), both counted in ``numRecordsOutErrors``.
+
+    Args:
+        options: where and how to write (:class:`KafkaSinkOptions`).
+        serializer: topic, key, value, headers, timestamp and partition of each record.
+        on_record_too_large: the error policy for records over the batch limit (default: fail).
     """
 
-    def __init__(self, options: KafkaSinkOptions, serializer: KafkaRecordSerializer[T]) -> None:
+    def __init__(
+        self,
+        options: KafkaSinkOptions,
+        serializer: KafkaRecordSerializer[T],
+        *,
+        on_record_too_large: ErrorPolicy | None = None,
+    ) -> None:
         if not isinstance(options, KafkaSinkOptions):
             raise ConfigurationError(
                 f"kafka sink: expected KafkaSinkOptions, got {type(options).__name__}"
@@ -499,6 +581,7 @@ class KafkaSink(TwoPhaseCommittingSink[T, KafkaCommittable], Generic[T]):
             )
         self.options = options
         self._serializer = serializer
+        self.on_record_too_large = on_record_too_large
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.options!r})"
@@ -532,8 +615,10 @@ class KafkaSink(TwoPhaseCommittingSink[T, KafkaCommittable], Generic[T]):
         self, context: WriterInitContext, floor: int
     ) -> CommittingSinkWriter[T, KafkaCommittable]:
         if self.options.delivery_guarantee is DeliveryGuarantee.EXACTLY_ONCE:
-            return _TransactionalWriter(self.options, self._serializer, context, floor)
-        return _ProducerWriter(self.options, self._serializer, context)
+            return _TransactionalWriter(
+                self.options, self._serializer, context, floor, self.on_record_too_large
+            )
+        return _ProducerWriter(self.options, self._serializer, context, self.on_record_too_large)
 
     @override
     def writer_state_serializer(self) -> VersionedSerializer[Any] | None:

@@ -38,6 +38,7 @@ from headwater.core import (
     CollectSink,
     DataGenSource,
     DeliveryGuarantee,
+    OutputTag,
     Sink,
     Source,
     StreamEnvironment,
@@ -201,6 +202,14 @@ class SourceExternalContext(ABC):
     def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
         """A source reading the resource: bounded (ends after the data written) or unbounded."""
 
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        """Write each of ``splits`` (two or more) into a split of its own, in order (optional).
+
+        A bounded source created after this must hand all those splits to one reader at once
+        (parallelism 1). Without it the per-split event-time test is skipped, naming this method.
+        """
+        raise NotImplementedError
+
     def write_bad_records(self, count: int) -> None:
         """Write ``count`` records the source's format cannot decode (optional, with the next).
 
@@ -250,12 +259,24 @@ def _collect_unbounded(
     return asyncio.run(run())
 
 
+_AHEAD_MS = 600_000
+"""How far the second split of the per-split event-time test is ahead (10 minutes)."""
+
+
 def _identity(index: int, _rng: Any) -> int:
     return index
 
 
 def _never(_results: list[Any]) -> bool:
     return False
+
+
+def _window_counts(got: list[tuple[bool, int, int]]) -> dict[tuple[bool, int], int]:
+    counts: dict[tuple[bool, int], int] = {}
+    for ahead, window, count in got:
+        assert (ahead, window) not in counts, f"window {window} fired twice"
+        counts[(ahead, window)] = count
+    return counts
 
 
 def _require_bad_records(
@@ -401,6 +422,43 @@ class SourceTestSuiteBase:
         asyncio.run(run())
         counts = dict(sink.results())
         assert {b: counts.get(b) for b in range(closed)} == dict.fromkeys(range(closed), 100)
+
+    def test_splits_at_different_event_time_progress(self, external: SourceExternalContext) -> None:
+        """One reader, two splits whose event times are 10 minutes apart: every window exact.
+
+        Each record is its own event time (ms). A reader that kept one watermark for all its
+        splits let the split ahead push it past the other one's records, dropping them as late.
+        """
+        half = self.count // 2
+        behind = [i * 10 for i in range(half)]
+        ahead = [_AHEAD_MS + i * 10 for i in range(half)]
+        try:
+            external.write_test_data_in_splits([behind, ahead])
+        except NotImplementedError:
+            pytest.skip(f"{type(external).__name__} does not implement write_test_data_in_splits")
+        watermarks: WatermarkStrategy[Any] = (
+            WatermarkStrategy.for_monotonous_timestamps()
+            .with_timestamp_assigner(lambda record, _ts: int(record))
+            .with_emit_interval(timedelta(milliseconds=1))
+        )
+        env = StreamEnvironment(parallelism=1)
+        late = OutputTag[Any]("late")
+        windows = (
+            env.from_source(external.create_source(bounded=True), watermarks)
+            .map(lambda r: (int(r) >= _AHEAD_MS, int(r) - int(r) % 1000, 1))
+            .key_by(lambda e: e[0])
+            .window(TumblingEventTimeWindows.of(timedelta(seconds=1)))
+            .side_output_late_data(late)
+            .reduce(lambda a, b: (a[0], a[1], a[2] + b[2]))
+        )
+        counts: CollectSink[tuple[bool, int, int]] = CollectSink()
+        late_records: CollectSink[Any] = CollectSink()
+        windows.sink_to(counts)
+        windows.get_side_output(late).sink_to(late_records)
+        env.execute("source conformance: splits at different event-time progress")
+        expected = Counter((r >= _AHEAD_MS, r - r % 1000) for r in behind + ahead)
+        assert sorted(late_records.results()) == []
+        assert _window_counts(counts.results()) == dict(expected)
 
     def test_metrics(self, external: SourceExternalContext) -> None:
         """The source reports its FLIP-33 counters with sane values after a bounded read."""

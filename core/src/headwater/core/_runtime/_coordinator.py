@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from headwater.core._errors import CheckpointError, TaskFailedError
+from headwater.core._errors import CheckpointError
 from headwater.core._runtime._context import BlockingPool
 from headwater.core._runtime._operators import encode_blob
 from headwater.core._runtime._storage import FORMAT_VERSION, CheckpointStorage
@@ -209,11 +209,31 @@ class CheckpointCoordinator:
     async def _snapshot_finished(self, task: Task, checkpoint_id: int) -> None:
         try:
             states = await task.snapshot(checkpoint_id)
-        except TaskFailedError:
-            raise
+            self.acknowledge(checkpoint_id, task, states)
         except Exception as exc:
-            raise task.fail(exc) from exc
-        self.acknowledge(checkpoint_id, task, states)
+            failure = task.fail(exc)
+            self.fail_checkpoint(checkpoint_id, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    def fail_checkpoint(self, checkpoint_id: int, error: BaseException) -> None:
+        """Abandon a pending checkpoint: whoever waits for it gets a :class:`CheckpointError`."""
+        pending = self.pending.pop(checkpoint_id, None)
+        if pending is None or pending.future.done():
+            return
+        failure = CheckpointError(
+            f"checkpoint {checkpoint_id} failed: {type(error).__name__}: {error}"
+        )
+        failure.__cause__ = error
+        pending.future.set_exception(failure)
+        # Retrieved here, so an abandoned checkpoint nobody awaits logs no "never retrieved".
+        pending.future.exception()
+
+    def fail_all(self, error: BaseException) -> None:
+        """The attempt failed: every pending checkpoint fails with it (nothing waits forever)."""
+        for checkpoint_id in list(self.pending):
+            self.fail_checkpoint(checkpoint_id, error)
 
     def task_finished(self, task: Task) -> None:
         """A task ended its input: it will see no more barriers, so snapshot it directly."""
@@ -263,13 +283,25 @@ class CheckpointCoordinator:
         self.last_completed_at = time.monotonic()
         self._on_complete(completed)
         log.debug("checkpoint %d complete (%s)", pending.checkpoint_id, path)
-        # Commit only after the metadata is durable.
-        for task in self.tasks:
-            await task.notify_checkpoint_complete(pending.checkpoint_id)
-        for _, enumerator in self.enumerators.values():
-            await enumerator.notify_checkpoint_complete(pending.checkpoint_id)
+        # Commit only after the metadata is durable; every task at once, in the background: a
+        # slow commit (offsets, a sink's transaction) does not hold back the next checkpoint.
+        notified = self._attempt.spawn(
+            self._notify_complete(pending.checkpoint_id),
+            f"checkpoint {pending.checkpoint_id} completion notifications",
+        )
+        if pending.kind != "checkpoint":
+            # A savepoint or the final checkpoint: the job may stop right after, so its
+            # commits are done before its caller goes on.
+            await notified
         if not pending.future.done():
             pending.future.set_result(completed)
+
+    async def _notify_complete(self, checkpoint_id: int) -> None:
+        """Tell every task and enumerator, concurrently (each task keeps its own order)."""
+        await asyncio.gather(
+            *(task.notify_checkpoint_complete(checkpoint_id) for task in self.tasks),
+            *(e.notify_checkpoint_complete(checkpoint_id) for _, e in self.enumerators.values()),
+        )
 
     async def _expire(self, pending: _Pending) -> None:
         await asyncio.sleep(self._timeout)

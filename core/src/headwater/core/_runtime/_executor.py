@@ -35,6 +35,7 @@ from headwater.core._runtime._restore import RestoredJob
 from headwater.core._runtime._storage import CheckpointStorage, read_metadata
 from headwater.core._runtime._tasks import OperatorTask, SourceTask, Task
 from headwater.core._source import Boundedness, Source, SplitEnumerator
+from headwater.core._watermarks import MIN_WATERMARK
 
 if TYPE_CHECKING:
     from headwater.core._environment import StreamEnvironment
@@ -110,12 +111,19 @@ class Attempt:
             self.fail(exc)
 
     def fail(self, exc: BaseException) -> None:
-        """Fail the attempt (the first failure wins; later ones are noted on it)."""
+        """Fail the attempt (the first failure wins; later ones are noted on it).
+
+        Pending checkpoints fail with it, so nothing (the final checkpoint, a savepoint) waits
+        for acknowledgements that will never come.
+        """
         if self._failure is None:
             self._failure = exc
         elif exc is not self._failure:
             self._failure.add_note(f"also: {type(exc).__name__}: {exc}")
         self._done.set()
+        coordinator = getattr(self, "coordinator", None)
+        if coordinator is not None:
+            coordinator.fail_all(exc)
 
     def stop(self) -> None:
         """End the attempt without failure."""
@@ -319,8 +327,10 @@ class Attempt:
         while True:
             await asyncio.sleep(interval)
             live = [t for t in members if not t.finished and not t.is_idle]
-            if live:
-                allowed = min(t.current_watermark for t in live) + drift
+            # A reader without a watermark yet does not hold the group at the minimum watermark.
+            marks = [m for m in (t.current_watermark for t in live) if m > MIN_WATERMARK]
+            if marks:
+                allowed = min(marks) + drift
                 for task in live:
                     task.post("align", allowed)
 
@@ -346,7 +356,8 @@ class Attempt:
                 return
             if coordinator.stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
+            # An expired checkpoint is skipped; a failed one has failed the attempt already.
+            with contextlib.suppress(TimeoutError, CheckpointError):
                 await coordinator.trigger()
 
     async def _final_checkpoint(self, coordinator: CheckpointCoordinator) -> None:

@@ -232,6 +232,11 @@ class SourceOutput:
             return None, False
         return min(m for m in marks if m is not None), False
 
-    def split_watermarks(self) -> dict[str, int | None]:
-        """Each split output's current watermark (for alignment)."""
-        return {split_id: t.watermark() for split_id, t in self.splits.items()}
+    def split_watermarks(self, now: float) -> dict[str, int | None]:
+        """The current watermark of each split output that is not idle (for alignment)."""
+        timeout = self._idle_timeout
+        return {
+            split_id: t.watermark()
+            for split_id, t in self.splits.items()
+            if not t.idle(now, timeout)
+        }

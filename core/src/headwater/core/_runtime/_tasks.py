@@ -54,6 +54,7 @@ class Task:
         self.suspended = False
         """Past a stop's savepoint barrier: emit and send nothing (see :meth:`_checkpoint`)."""
         self.coordinator: CheckpointCoordinator
+        self._notify_lock = asyncio.Lock()
         for op, nxt in zip(operators, [*operators[1:], output], strict=False):
             op.output = nxt
         self.head: Output = operators[0] if operators else output
@@ -63,7 +64,15 @@ class Task:
         return {op.uid: await op.snapshot(checkpoint_id) for op in self.operators}
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Tell every operator that ``checkpoint_id`` is complete."""
+        """Tell the chain that ``checkpoint_id`` is complete (in checkpoint order, one at a time).
+
+        Notifications of successive checkpoints may be under way together (the coordinator does
+        not wait for them); a task handles them in order.
+        """
+        async with self._notify_lock:
+            await self._notify_complete(checkpoint_id)
+
+    async def _notify_complete(self, checkpoint_id: int) -> None:
         for op in self.operators:
             await op.notify_checkpoint_complete(checkpoint_id)
 
@@ -96,9 +105,14 @@ class Task:
         self.coordinator.task_finished(self)
 
     async def _checkpoint(self, checkpoint_id: int) -> None:
-        states = await self.snapshot(checkpoint_id)
-        self.output.send_event(Barrier(checkpoint_id))
-        self.coordinator.acknowledge(checkpoint_id, self, states)
+        try:
+            states = await self.snapshot(checkpoint_id)
+            self.output.send_event(Barrier(checkpoint_id))
+            self.coordinator.acknowledge(checkpoint_id, self, states)
+        except Exception as exc:
+            # The checkpoint fails with the error (its waiters learn why), then the task.
+            self.coordinator.fail_checkpoint(checkpoint_id, self.fail(exc))
+            raise
         if checkpoint_id == self.coordinator.stop_checkpoint_id:
             # The job stops with this savepoint: anything emitted or sent from now on would lie
             # past it (the restored job emits it again), so sources stop polling, operator tasks
@@ -310,6 +324,11 @@ class SourceTask(Task):
         self._idle = False
         self.alignment = watermarks.alignment
         self._max_allowed: int | None = None
+        self._max_drift = (
+            None
+            if watermarks.alignment is None
+            else int(watermarks.alignment.max_drift.total_seconds() * 1000)
+        )
         self._paused: set[str] = set()
         self.records_out = 0
         self.reader_context: OperatorContext
@@ -377,6 +396,8 @@ class SourceTask(Task):
                 await self._wait_for_mail()
                 continue
             status = reader.poll_next(out)
+            if self._max_drift is not None:
+                self._align()  # per poll (one split's batch): a split stops soon after it is ahead
             buffered = len(out.values)
             if buffered:
                 now = time.monotonic()
@@ -422,7 +443,17 @@ class SourceTask(Task):
         if self._idle:
             self._idle = False
             self.output.send_event(WatermarkStatus(idle=False))
-        await self.head.process(batch)
+        size = self._batch_size
+        if len(batch.values) <= size:
+            await self.head.process(batch)
+        else:  # one poll emitted more than a batch (a large fetch): send it in batch_size slices
+            values, stamps = batch.values, batch.timestamps
+            for start in range(0, len(values), size):
+                end = start + size
+                await self.head.process(
+                    RecordBatch(values[start:end], None if stamps is None else stamps[start:end])
+                )
+        # Only after every slice: the watermark already covers the whole buffer.
         await self._maybe_emit_watermark()
 
     async def _maybe_emit_watermark(self) -> None:
@@ -441,7 +472,7 @@ class SourceTask(Task):
         if candidate is not None and candidate > self._last_watermark:
             self._last_watermark = candidate
             await self.head.process_watermark(candidate)
-        if self._max_allowed is not None:
+        if self._max_drift is not None:
             self._align()
 
     @property
@@ -456,12 +487,20 @@ class SourceTask(Task):
         return self._idle
 
     def _align(self) -> None:
-        """Pause splits ahead of the group's allowance (or hold the whole reader)."""
-        allowed = self._max_allowed
-        assert allowed is not None
-        marks = self._out.split_watermarks()
+        """Pause the splits ahead of the allowance, resume the others.
+
+        The allowance is the group's (its slowest reader's watermark plus the drift, sent by the
+        job every update interval) and never more than this reader's own slowest split plus
+        the drift, which is known at once: so a split cannot run ahead of its reader's other
+        splits before the first update, nor between updates.
+        """
+        assert self._max_drift is not None
+        marks = self._out.split_watermarks(time.monotonic())
         if not marks:
             return
+        # A split that has no watermark yet (and is not idle) may still bring the oldest records.
+        own = min(MIN_WATERMARK if m is None else m for m in marks.values()) + self._max_drift
+        allowed = own if self._max_allowed is None else min(own, self._max_allowed)
         ahead = {split for split, mark in marks.items() if mark is not None and mark > allowed}
         to_pause = sorted(ahead - self._paused)
         to_resume = sorted(self._paused - ahead)
@@ -470,12 +509,12 @@ class SourceTask(Task):
             self._paused = ahead
 
     def _held(self) -> bool:
-        """Without per-split outputs, a reader ahead of its alignment group is not polled."""
-        return (
-            self._max_allowed is not None
-            and not self._out.splits
-            and self._last_watermark > self._max_allowed
-        )
+        """A reader whose watermark is ahead of its alignment group is not polled.
+
+        Its watermark is the minimum over its splits, so every split is ahead: this also aligns
+        readers that cannot pause single splits (``pause_or_resume_splits`` is optional).
+        """
+        return self._max_allowed is not None and self._last_watermark > self._max_allowed
 
     async def _process_mail(self) -> None:
         while self.mailbox:
@@ -509,10 +548,10 @@ class SourceTask(Task):
         states.update(await super().snapshot(checkpoint_id))
         return states
 
-    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+    async def _notify_complete(self, checkpoint_id: int) -> None:
         """Tell the reader and the chained operators."""
         await self.reader.notify_checkpoint_complete(checkpoint_id)
-        await super().notify_checkpoint_complete(checkpoint_id)
+        await super()._notify_complete(checkpoint_id)
 
     async def close(self) -> None:
         """Close the reader, then the chained operators."""
