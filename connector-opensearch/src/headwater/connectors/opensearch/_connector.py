@@ -1,0 +1,26 @@
+"""The registration of the OpenSearch connector (entry point ``opensearch``)."""
+
+from __future__ import annotations
+
+from headwater.connectors.opensearch._options import (
+    OpenSearchLookupOptions,
+    OpenSearchSinkOptions,
+    OpenSearchSourceOptions,
+)
+from headwater.connectors.opensearch._sink import OpenSearchSink
+from headwater.core import ConnectorSpec
+
+__all__ = ["CONNECTOR"]
+
+CONNECTOR = ConnectorSpec(
+    identifier="opensearch",
+    summary="OpenSearch and Elasticsearch: bulk sink, sliced point-in-time source, lookups.",
+    source=None,
+    sink=OpenSearchSink,
+    options={
+        "source": OpenSearchSourceOptions,
+        "sink": OpenSearchSinkOptions,
+        "lookup": OpenSearchLookupOptions,
+    },
+    distribution="headwater-connector-opensearch",
+)
