@@ -9,12 +9,16 @@ import pytest
 from headwater.connectors.opensearch import (
     OpenSearchSink,
     OpenSearchSinkOptions,
+    OpenSearchSource,
+    OpenSearchSourceOptions,
 )
 from headwater.connectors.testing import (
     SinkExternalContext,
     SinkTestSuiteBase,
+    SourceExternalContext,
+    SourceTestSuiteBase,
 )
-from headwater.core import DeliveryGuarantee, Sink
+from headwater.core import DeliveryGuarantee, Sink, Source
 from os_helpers import Server
 
 
@@ -59,3 +63,30 @@ class TestOpenSearchSinkConformance(SinkTestSuiteBase):
     @pytest.fixture
     def external(self, server: Server, unique_name: str, jobs_on_path: None) -> OpenSearchSinkContext:
         return OpenSearchSinkContext(server, unique_name)
+
+
+class OpenSearchSourceContext(SourceExternalContext):
+    """A fresh index of documents ``{"n": n}``, read back as the integers ``n``."""
+
+    def __init__(self, server: Server, index: str, slices: int) -> None:
+        self.server = server
+        self.index = index
+        self.slices = slices
+        server.create_index(index, {"n": {"type": "long"}})
+
+    def write_test_data(self, records: Sequence[Any]) -> None:
+        self.server.write(self.index, [{"n": n} for n in records])
+
+    def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
+        if not bounded:
+            pytest.skip("the OpenSearch source is a bounded scan; it has no unbounded mode")
+        options = OpenSearchSourceOptions(
+            client=self.server.options(), index=self.index, slices=self.slices, fetch_size=100
+        )
+        return OpenSearchSource(options, deserializer=_number)
+
+
+class TestOpenSearchSourceConformance(SourceTestSuiteBase):
+    @pytest.fixture
+    def external(self, server: Server, unique_name: str) -> OpenSearchSourceContext:
+        return OpenSearchSourceContext(server, unique_name, slices=3)

@@ -26,6 +26,7 @@ from headwater.connectors.opensearch._options import (
     OpenSearchSourceOptions,
 )
 from headwater.connectors.opensearch._sink import BulkRejectedError, OpenSearchSink
+from headwater.connectors.opensearch._source import OpenSearchSource, SliceSplit
 from headwater.connectors.opensearch.version import __version__
 
 __all__ = [
@@ -39,7 +40,9 @@ __all__ = [
     "OpenSearchLookupOptions",
     "OpenSearchSink",
     "OpenSearchSinkOptions",
+    "OpenSearchSource",
     "OpenSearchSourceOptions",
+    "SliceSplit",
     "__version__",
     "to_json_value",
 ]

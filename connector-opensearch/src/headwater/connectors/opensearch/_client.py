@@ -17,10 +17,11 @@ from headwater.connectors.opensearch._options import Flavor, OpenSearchClientOpt
 from headwater.core import ConnectorError, FatalError, RetryableError
 from opensearchpy import AsyncOpenSearch, AsyncTransport
 from opensearchpy import ConnectionError as ClientConnectionError
-from opensearchpy import TransportError
+from opensearchpy import JSONSerializer, TransportError
 
 __all__ = [
     "RETRYABLE_STATUS",
+    "CountingSerializer",
     "Masker",
     "close_point_in_time",
     "create_client",
@@ -75,7 +76,26 @@ def _aws_auth(options: OpenSearchClientOptions) -> Any:
     return AWSV4SignerAsyncAuth(credentials, options.aws_region, options.aws_service)
 
 
-def create_client(options: OpenSearchClientOptions) -> AsyncOpenSearch:
+class CountingSerializer(JSONSerializer):
+    """opensearch-py's JSON serializer that counts the bytes of the answers it decodes."""
+
+    def __init__(self) -> None:
+        self.bytes_read = 0
+
+    def loads(self, s: str) -> Any:
+        """Decode an answer, counting its size."""
+        self.bytes_read += len(s)
+        return super().loads(s)
+
+    def take(self) -> int:
+        """The bytes decoded since the last call."""
+        count, self.bytes_read = self.bytes_read, 0
+        return count
+
+
+def create_client(
+    options: OpenSearchClientOptions, serializer: JSONSerializer | None = None
+) -> AsyncOpenSearch:
     """A client for ``options`` (call it on the event loop that will use it)."""
     kwargs: dict[str, Any] = {
         "hosts": list(options.hosts),
@@ -86,6 +106,8 @@ def create_client(options: OpenSearchClientOptions) -> AsyncOpenSearch:
         "retry_on_timeout": False,
         "transport_class": AsyncTransport,
     }
+    if serializer is not None:
+        kwargs["serializer"] = serializer
     if options.ca_certs is not None:
         kwargs["ca_certs"] = options.ca_certs
     if options.username is not None and options.password is not None:

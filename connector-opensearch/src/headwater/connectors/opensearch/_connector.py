@@ -8,6 +8,7 @@ from headwater.connectors.opensearch._options import (
     OpenSearchSourceOptions,
 )
 from headwater.connectors.opensearch._sink import OpenSearchSink
+from headwater.connectors.opensearch._source import OpenSearchSource
 from headwater.core import ConnectorSpec
 
 __all__ = ["CONNECTOR"]
@@ -15,7 +16,7 @@ __all__ = ["CONNECTOR"]
 CONNECTOR = ConnectorSpec(
     identifier="opensearch",
     summary="OpenSearch and Elasticsearch: bulk sink, sliced point-in-time source, lookups.",
-    source=None,
+    source=OpenSearchSource,
     sink=OpenSearchSink,
     options={
         "source": OpenSearchSourceOptions,
