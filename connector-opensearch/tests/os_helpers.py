@@ -21,10 +21,15 @@ class Server:
         return OpenSearchClientOptions(hosts=(url or self.url,), flavor=self.flavor)
 
     def documents(self, index: str) -> list[dict[str, Any]]:
-        """Every document of ``index`` (hits with ``_id`` and ``_source``), after a refresh."""
+        """Every document of ``index`` by ``n`` (hits with ``_id``, ``_version``, ``_source``), after a refresh."""
         self.client.indices.refresh(index=index)
         hits: list[dict[str, Any]] = []
-        body: dict[str, Any] = {"size": 5000, "sort": [{"n": "asc"}], "query": {"match_all": {}}}
+        body: dict[str, Any] = {
+            "size": 5000,
+            "sort": [{"n": "asc"}],
+            "query": {"match_all": {}},
+            "version": True,
+        }
         while True:
             page = self.client.search(index=index, body=body)["hits"]["hits"]
             hits += page

@@ -33,6 +33,16 @@ class Flavor(str, Enum):
     ELASTICSEARCH = "elasticsearch"
 
 
+def mask_url(host: str) -> str:
+    """``host`` with the password of its userinfo replaced by ``***``."""
+    scheme, separator, rest = host.rpartition("://")
+    userinfo, at, address = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return host
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{separator}{user}:***@{address}"
+
+
 class OpenSearchClientOptions(OptionsModel):
     """How to reach the cluster: hosts, authentication and TLS (passed to ``AsyncOpenSearch``)."""
 
@@ -78,6 +88,11 @@ class OpenSearchClientOptions(OptionsModel):
         gt=timedelta(0),
         description="How long one HTTP request may take before it counts as failed.",
     )
+
+    def __repr_args__(self) -> Any:
+        """Hosts with their passwords masked (``repr`` and ``str`` never show secrets)."""
+        for name, value in super().__repr_args__():
+            yield name, tuple(map(mask_url, value)) if name == "hosts" else value
 
     @model_validator(mode="after")
     def _check_auth(self) -> OpenSearchClientOptions:
