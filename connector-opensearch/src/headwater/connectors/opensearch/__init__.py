@@ -17,6 +17,7 @@ Registered as ``opensearch`` in the ``headwater.connectors`` entry-point group (
 
 from headwater.connectors.opensearch._actions import BulkAction, DocumentEmitter, to_json_value
 from headwater.connectors.opensearch._connector import CONNECTOR
+from headwater.connectors.opensearch._lookup import OpenSearchLookup
 from headwater.connectors.opensearch._options import (
     BulkWriterOptions,
     Flavor,
@@ -37,6 +38,7 @@ __all__ = [
     "DocumentEmitter",
     "Flavor",
     "OpenSearchClientOptions",
+    "OpenSearchLookup",
     "OpenSearchLookupOptions",
     "OpenSearchSink",
     "OpenSearchSinkOptions",
