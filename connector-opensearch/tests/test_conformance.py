@@ -61,7 +61,9 @@ class TestOpenSearchSinkConformance(SinkTestSuiteBase):
     count = 1000
 
     @pytest.fixture
-    def external(self, server: Server, unique_name: str, jobs_on_path: None) -> OpenSearchSinkContext:
+    def external(
+        self, server: Server, unique_name: str, jobs_on_path: None
+    ) -> OpenSearchSinkContext:
         return OpenSearchSinkContext(server, unique_name)
 
 

@@ -67,5 +67,7 @@ def test_a_missing_index_fails_naming_it(server: Server, unique_name: str) -> No
         finally:
             await lookup.aclose()
 
-    with pytest.raises(FatalError, match=f"getting id '1' from '{unique_name}' failed: index_not_found"):
+    with pytest.raises(
+        FatalError, match=f"getting id '1' from '{unique_name}' failed: index_not_found"
+    ):
         asyncio.run(run())

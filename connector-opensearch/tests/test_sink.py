@@ -42,7 +42,7 @@ def _sink_metrics(result: JobResult) -> dict[str, Any]:
 
 
 def _records(count: int) -> list[dict[str, Any]]:
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     return [
         {
             "n": n,
@@ -57,7 +57,12 @@ def _records(count: int) -> list[dict[str, Any]]:
 
 def _as_stored(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the documented JSON conversions store it."""
-    return {**record, "at": record["at"].isoformat(), "price": str(record["price"]), "pair": list(record["pair"])}
+    return {
+        **record,
+        "at": record["at"].isoformat(),
+        "price": str(record["price"]),
+        "pair": list(record["pair"]),
+    }
 
 
 def _errors(exc: BaseException) -> Iterator[BaseException]:
@@ -67,7 +72,9 @@ def _errors(exc: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
-def _options(server: Server, index: str, url: str | None = None, **kwargs: Any) -> OpenSearchSinkOptions:
+def _options(
+    server: Server, index: str, url: str | None = None, **kwargs: Any
+) -> OpenSearchSinkOptions:
     return OpenSearchSinkOptions(client=server.options(url), index=index, **kwargs)
 
 
@@ -75,7 +82,9 @@ async def _raw_bulk(url: str, index: str, records: list[dict[str, Any]]) -> None
     client = AsyncOpenSearch(hosts=[url])
     try:
         actions = [{"_index": index, "_id": str(r["n"]), "_source": _as_stored(r)} for r in records]
-        await helpers.async_bulk(client, actions, chunk_size=500, raise_on_error=False, max_retries=0)
+        await helpers.async_bulk(
+            client, actions, chunk_size=500, raise_on_error=False, max_retries=0
+        )
     finally:
         await client.close()
 
@@ -113,7 +122,11 @@ def test_external_versions_keep_the_newest_under_throttling(
     records = _records(3000)
     proxy = fault_http_proxy_factory(server.url, failure_rate=0.1, seed=3)
     options = _options(
-        server, unique_name, proxy.url, id_fields=("key",), version_field="n",
+        server,
+        unique_name,
+        proxy.url,
+        id_fields=("key",),
+        version_field="n",
         writer={"max_batch_size": 100},
     )
     _run(records, OpenSearchSink(options))
@@ -179,7 +192,10 @@ def test_update_delete_and_composite_ids(server: Server, unique_name: str) -> No
 
 @pytest.fixture
 def strict_index(server: Server, unique_name: str) -> str:
-    server.create_index(unique_name, {"n": {"type": "integer"}, "name": {"type": "keyword"}}, )
+    server.create_index(
+        unique_name,
+        {"n": {"type": "integer"}, "name": {"type": "keyword"}},
+    )
     server.client.indices.put_mapping(index=unique_name, body={"dynamic": "strict"})
     return unique_name
 
@@ -255,7 +271,9 @@ def test_requests_over_the_server_limit_are_halved(server: Server, unique_name: 
     with SizeLimitProxy(server.url, limit=16_000) as proxy:
         letters: list[DeadLetter] = []
         sink = OpenSearchSink(
-            _options(server, unique_name, proxy.url, id_fields=("n",), writer={"max_batch_size": 400}),
+            _options(
+                server, unique_name, proxy.url, id_fields=("n",), writer={"max_batch_size": 400}
+            ),
             error_policy=DeadLetterOnError(letters.append),
         )
         _run(records, sink, parallelism=1)

@@ -22,7 +22,7 @@ COUNT = 3000
 
 
 def _documents(count: int) -> list[dict[str, Any]]:
-    start = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
     return [
         {
             "n": n,
@@ -66,7 +66,9 @@ async def _run(
     return await client.stop_with_savepoint(savepoint)
 
 
-def _stop_midway(server: Server, index: str, sink: CollectSink[Any], tmp_path: Path, **options: Any) -> Path:
+def _stop_midway(
+    server: Server, index: str, sink: CollectSink[Any], tmp_path: Path, **options: Any
+) -> Path:
     path = asyncio.run(_run(_source(server, index, **options), sink, savepoint=tmp_path / "sp"))
     assert path is not None
     first = len(sink.results())
@@ -129,7 +131,7 @@ def test_an_expired_point_in_time_fails_clearly_with_shard_doc_positions(
     sink: CollectSink[Any] = CollectSink()
     savepoint = _stop_midway(server, unique_name, sink, tmp_path)
     _expire_point_in_time(server, savepoint)
-    with pytest.raises(Exception, match="point in time expired.*keep_alive"):
+    with pytest.raises(Exception, match=r"point in time expired.*keep_alive"):
         asyncio.run(_run(_source(server, unique_name), sink, restore=str(savepoint)))
 
 
@@ -137,7 +139,10 @@ def test_query_and_metadata(server: Server, unique_name: str) -> None:
     documents = _documents(500)
     server.write(unique_name, documents)
     source = _source(
-        server, unique_name, query={"range": {"n": {"gte": 100, "lt": 200}}}, with_metadata=True,
+        server,
+        unique_name,
+        query={"range": {"n": {"gte": 100, "lt": 200}}},
+        with_metadata=True,
         slices=3,
     )
     got = StreamEnvironment(parallelism=2).from_source(source).execute_and_collect()

@@ -66,7 +66,7 @@ _encode = json.JSONEncoder(default=to_json_value, separators=(",", ":"), ensure_
 
 @dataclass(frozen=True, slots=True)
 class BulkAction:
-    """One bulk action, encoded: ``lines`` is its NDJSON (each line ends with ``\\n``).
+    """One bulk action, encoded: ``lines`` is its NDJSON, each line ending with a newline.
 
     Build one with :meth:`of`; ``index`` and ``id`` are kept for error messages.
     """
@@ -88,8 +88,10 @@ class BulkAction:
         version: int | None = None,
         doc_as_upsert: bool = True,
     ) -> BulkAction:
-        """An action on ``index``; ``document`` is the source (``index``/``create``), the partial
-        document (``update``) or unused (``delete``).
+        """An action on ``index`` with ``document`` as its body.
+
+        ``document`` is the source (``index``, ``create``), the partial document (``update``) or
+        unused (``delete``).
 
         Raises:
             SerializationError: the document cannot be encoded as JSON.

@@ -15,9 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 from headwater.connectors.opensearch._options import Flavor, OpenSearchClientOptions
 from headwater.core import ConnectorError, FatalError, RetryableError
-from opensearchpy import AsyncOpenSearch, AsyncTransport
+from opensearchpy import AsyncOpenSearch, AsyncTransport, JSONSerializer, TransportError
 from opensearchpy import ConnectionError as ClientConnectionError
-from opensearchpy import JSONSerializer, TransportError
 
 __all__ = [
     "RETRYABLE_STATUS",
@@ -25,8 +24,8 @@ __all__ = [
     "Masker",
     "close_point_in_time",
     "create_client",
-    "status_of",
     "open_point_in_time",
+    "status_of",
     "translate",
 ]
 
@@ -38,10 +37,11 @@ class Masker:
     """Replaces the secrets of one options object in any text."""
 
     def __init__(self, options: OpenSearchClientOptions) -> None:
-        secrets = []
-        for secret in (options.password, options.api_key):
-            if secret is not None and secret.get_secret_value():
-                secrets.append(secret.get_secret_value())
+        secrets = [
+            secret.get_secret_value()
+            for secret in (options.password, options.api_key)
+            if secret is not None and secret.get_secret_value()
+        ]
         for host in options.hosts:
             password = urlsplit(host if "://" in host else f"//{host}").password
             if password:
@@ -61,7 +61,7 @@ def _api_key_header(api_key: str) -> str:
     return api_key
 
 
-def _aws_auth(options: OpenSearchClientOptions) -> Any:
+def _aws_auth(options: OpenSearchClientOptions, region: str) -> Any:
     try:
         import boto3
         from opensearchpy import AWSV4SignerAsyncAuth
@@ -73,7 +73,7 @@ def _aws_auth(options: OpenSearchClientOptions) -> Any:
     credentials = boto3.Session().get_credentials()
     if credentials is None:
         raise FatalError("opensearch: option 'aws_region' is set but boto3 found no credentials")
-    return AWSV4SignerAsyncAuth(credentials, options.aws_region, options.aws_service)
+    return AWSV4SignerAsyncAuth(credentials, region, options.aws_service)
 
 
 class CountingSerializer(JSONSerializer):
@@ -116,7 +116,7 @@ def create_client(
         header = _api_key_header(options.api_key.get_secret_value())
         kwargs["headers"] = {"authorization": f"ApiKey {header}"}
     elif options.aws_region is not None:
-        kwargs["http_auth"] = _aws_auth(options)
+        kwargs["http_auth"] = _aws_auth(options, options.aws_region)
     return AsyncOpenSearch(**kwargs)
 
 

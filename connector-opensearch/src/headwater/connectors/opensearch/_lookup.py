@@ -126,21 +126,25 @@ class OpenSearchLookup:
         try:
             answer = await self.client.mget(index=self.options.index, body={"ids": list(pending)})
         except Exception as exc:
-            error = translate(exc, f"mget of {len(pending)} ids in {self.options.index!r}", self._mask)
+            error = translate(
+                exc, f"mget of {len(pending)} ids in {self.options.index!r}", self._mask
+            )
             for future in pending.values():
                 if not future.done():
                     future.set_exception(error)
             return
         for doc in answer["docs"]:
-            future = pending.get(str(doc.get("_id")))
-            if future is None or future.done():
+            waiting = pending.get(str(doc.get("_id")))
+            if waiting is None or waiting.done():
                 continue
             error = doc.get("error")
             if error is not None:  # per document, as for a missing index
                 kind, reason = (
-                    (error.get("type"), error.get("reason")) if isinstance(error, dict) else ("", error)
+                    (error.get("type"), error.get("reason"))
+                    if isinstance(error, dict)
+                    else ("", error)
                 )
-                future.set_exception(
+                waiting.set_exception(
                     FatalError(
                         self._mask(
                             f"opensearch lookup: getting id {doc.get('_id')!r} from "
@@ -149,7 +153,7 @@ class OpenSearchLookup:
                     )
                 )
             else:
-                future.set_result([doc["_source"]] if doc.get("found") else [])
+                waiting.set_result([doc["_source"]] if doc.get("found") else [])
         for future in pending.values():  # ids the answer did not name
             if not future.done():
                 future.set_result([])
@@ -161,6 +165,8 @@ class OpenSearchLookup:
             answer = await self.client.search(index=self.options.index, body=body)
         except Exception as exc:
             raise translate(
-                exc, f"looking up {self.options.field}={value!r} in {self.options.index!r}", self._mask
+                exc,
+                f"looking up {self.options.field}={value!r} in {self.options.index!r}",
+                self._mask,
             ) from None
         return [hit["_source"] for hit in answer["hits"]["hits"]]

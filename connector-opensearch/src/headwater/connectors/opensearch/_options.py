@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from headwater.connectors.base import AsyncSinkOptions, OptionsModel
@@ -26,7 +26,7 @@ __all__ = [
 _MIB = 1024 * 1024
 
 
-class Flavor(str, Enum):
+class Flavor(StrEnum):
     """Which server the connector talks to: the APIs differ only for point-in-time search."""
 
     OPENSEARCH = "opensearch"
@@ -132,9 +132,7 @@ class BulkWriterOptions(AsyncSinkOptions):
     max_record_size_in_bytes: int | None = AsyncSinkOptions.default(
         "max_record_size_in_bytes", 5 * _MIB
     )
-    request_timeout: timedelta = AsyncSinkOptions.default(
-        "request_timeout", timedelta(minutes=2)
-    )
+    request_timeout: timedelta = AsyncSinkOptions.default("request_timeout", timedelta(minutes=2))
 
 
 class OpenSearchSinkOptions(OptionsModel):
@@ -223,7 +221,7 @@ class OpenSearchSourceOptions(OptionsModel):
     client: OpenSearchClientOptions = Field(description="Hosts, authentication and TLS.")
     index: str = Field(min_length=1, description="The index, alias or pattern to read.")
     query: dict[str, Any] | None = Field(
-        default=None, description="A query DSL object (`{\"term\": {\"x\": 1}}`); default all."
+        default=None, description='A query DSL object (`{"term": {"x": 1}}`); default all.'
     )
     slices: int | None = Field(
         default=None,
@@ -235,7 +233,7 @@ class OpenSearchSourceOptions(OptionsModel):
         description=(
             "The sort of each slice, for `search_after`. The default `_shard_doc` is the fastest "
             "but its positions hold only within one point in time; sort on fields that are unique "
-            "together (`[{\"order_id\": \"asc\"}]`) to resume after the point in time expired."
+            'together (`[{"order_id": "asc"}]`) to resume after the point in time expired.'
         ),
     )
     fetch_size: int = Field(default=1000, ge=1, le=10_000, description="Documents per request.")
@@ -249,7 +247,7 @@ class OpenSearchSourceOptions(OptionsModel):
     )
     with_metadata: bool = Field(
         default=False,
-        description="Emit `{\"_index\", \"_id\", \"_source\"}` dicts instead of the sources.",
+        description='Emit `{"_index", "_id", "_source"}` dicts instead of the sources.',
     )
 
 

@@ -90,7 +90,9 @@ def _split_to_json(split: SliceSplit) -> Any:
 
 def _split_from_json(_version: int, data: Any) -> SliceSplit:
     split_id, slice_id, slice_max, pit_id, after = data
-    return SliceSplit(split_id, slice_id, slice_max, pit_id, None if after is None else tuple(after))
+    return SliceSplit(
+        split_id, slice_id, slice_max, pit_id, None if after is None else tuple(after)
+    )
 
 
 SPLIT_SERIALIZER: VersionedSerializer[SliceSplit] = JsonSerializer(
@@ -377,4 +379,3 @@ class OpenSearchSource(Source[T, SliceSplit, list[SliceSplit] | None], Generic[T
     @override
     def enumerator_state_serializer(self) -> VersionedSerializer[list[SliceSplit] | None]:
         return ENUMERATOR_SERIALIZER
-
