@@ -7,6 +7,7 @@ from headwater.connectors.opensearch._options import (
     OpenSearchSinkOptions,
     OpenSearchSourceOptions,
 )
+from headwater.connectors.opensearch._pipeline import pipeline_sink, pipeline_source
 from headwater.connectors.opensearch._sink import OpenSearchSink
 from headwater.connectors.opensearch._source import OpenSearchSource
 from headwater.core import ConnectorSpec
@@ -24,4 +25,6 @@ CONNECTOR = ConnectorSpec(
         "lookup": OpenSearchLookupOptions,
     },
     distribution="headwater-connector-opensearch",
+    pipeline_source=pipeline_source,
+    pipeline_sink=pipeline_sink,
 )
