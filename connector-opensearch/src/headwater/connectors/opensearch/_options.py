@@ -183,6 +183,16 @@ class OpenSearchSinkOptions(OptionsModel):
             "(checkpoints do not wait). With `id_fields` the index holds each document once."
         ),
     )
+    throttle_share: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of a bulk's items refused with 429/5xx at or above which the writer halves "
+            "the actions in flight (AIMD); below it the refused items are retried alone and the "
+            "rate keeps growing. A whole request refused always counts as throttling."
+        ),
+    )
     refresh: Literal["false", "true", "wait_for"] = Field(
         default="false", description="The `refresh` parameter of every bulk request."
     )

@@ -37,11 +37,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from headwater.connectors.base import (
+    AIMDRateLimitingStrategy,
     AsyncSinkBase,
     AsyncSinkWriter,
     DeadLetter,
     ErrorPolicy,
     FailOnError,
+    RequestResultInfo,
     SubmitResult,
 )
 from headwater.connectors.opensearch._actions import ACTION_SERIALIZER, BulkAction, DocumentEmitter
@@ -64,7 +66,7 @@ from headwater.core import (
 from opensearchpy import AsyncOpenSearch
 from typing_extensions import override
 
-__all__ = ["BulkRejectedError", "OpenSearchSink"]
+__all__ = ["BulkRateLimitingStrategy", "BulkRejectedError", "OpenSearchSink"]
 
 IN = TypeVar("IN")
 """The type of the records the sink consumes."""
@@ -84,6 +86,32 @@ def _reason(item: Mapping[str, Any]) -> tuple[str, str]:
     return "", "" if error is None else str(error)
 
 
+class BulkRateLimitingStrategy(AIMDRateLimitingStrategy):
+    """AIMD that reads scattered item rejections as noise, not as congestion.
+
+    connector-base's AIMD halves the actions in flight on any refused entry, which under a few
+    percent of per-item 429s shrinks bulks to a handful of actions. Here a request counts as
+    throttled when it failed as a whole or when at least ``throttle_share`` of its items were
+    refused; otherwise its refused items are retried alone and the rate keeps growing.
+    """
+
+    def __init__(self, options: OpenSearchSinkOptions) -> None:
+        writer = options.writer
+        super().__init__(
+            max_in_flight_requests=writer.max_in_flight_requests,
+            max_rate=writer.max_in_flight_requests * writer.max_batch_size,
+            increase_rate=max(1, writer.max_batch_size // 10),
+        )
+        self.throttle_share = options.throttle_share
+
+    @override
+    def register_completed_request(self, result: RequestResultInfo) -> None:
+        """Count refused items as throttling only above ``throttle_share`` of the request."""
+        if not result.throttled and result.failed_entries < self.throttle_share * result.batch_size:
+            result = RequestResultInfo(result.batch_size, 0)
+        super().register_completed_request(result)
+
+
 class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
     """Sends bulk requests with ``AsyncOpenSearch`` and sorts the answer item by item."""
 
@@ -96,7 +124,11 @@ class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
         error_policy: ErrorPolicy,
     ) -> None:
         super().__init__(
-            context, element_converter=converter, options=options.writer, restored=restored
+            context,
+            element_converter=converter,
+            options=options.writer,
+            restored=restored,
+            rate_limiting_strategy=BulkRateLimitingStrategy(options),
         )
         self._sink_options = options
         self._mask = Masker(options.client)
