@@ -4,6 +4,9 @@ The server is HEADWATER_OPENSEARCH_URL if set, else osmem-server started through
 100,000 small documents (``{"n", "name", "value"}``, id ``n``), bulk requests of ``CHUNK`` actions,
 ``CONCURRENCY`` requests in flight on both sides:
 
+Clean runs go raw, sink, sink, raw (the load of a shared machine drifts); each side's rate is
+the mean of its two runs.
+
 - raw_rps: ``CONCURRENCY`` concurrent ``helpers.async_bulk`` calls (chunk_size ``CHUNK``) over
   equal shares of the documents, on one ``AsyncOpenSearch`` client;
 - sink_rps: a bounded job (parallelism 1) into OpenSearchSink with ``max_batch_size=CHUNK`` and
@@ -120,11 +123,16 @@ def run() -> dict[str, Any]:
     url, state = _endpoint()
     documents = _documents()
     prefix = f"bench_{uuid.uuid4().hex[:8]}"
-    names = {k: f"{prefix}_{k}" for k in ("raw", "sink", "faulty", "proxied")}
+    runs = ("raw1", "sink1", "sink2", "raw2", "faulty", "proxied")
+    names = {k: f"{prefix}_{k}" for k in runs}
     check = OpenSearch(hosts=[url], timeout=120)
     try:
-        raw_rps = asyncio.run(_raw(url, names["raw"], documents))
-        sink_rps = _sink(url, names["sink"], documents)
+        # A-B-B-A: the machine's load drifts; each side is the mean rate of its two runs.
+        raw1 = asyncio.run(_raw(url, names["raw1"], documents))
+        sink1 = _sink(url, names["sink1"], documents)
+        sink2 = _sink(url, names["sink2"], documents)
+        raw2 = asyncio.run(_raw(url, names["raw2"], documents))
+        raw_rps, sink_rps = (raw1 + raw2) / 2, (sink1 + sink2) / 2
         with FaultHttpProxy(url) as proxy:
             raw_proxied_rps = asyncio.run(_raw(proxy.url, names["proxied"], documents))
         with FaultHttpProxy(url, failure_rate=FAILURE_RATE, seed=1) as proxy:
@@ -140,6 +148,7 @@ def run() -> dict[str, Any]:
     return {
         "sink_rps": round(sink_rps, 1),
         "raw_rps": round(raw_rps, 1),
+        "runs_rps": [round(r, 1) for r in (raw1, sink1, sink2, raw2)],
         "ratio": round(sink_rps / raw_rps, 2),
         "sink_faulty_rps": round(sink_faulty_rps, 1),
         "ratio_faulty": round(sink_faulty_rps / raw_rps, 2),
