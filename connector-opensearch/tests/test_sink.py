@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from headwater.connectors.base import DeadLetter, DeadLetterOnError, SkipOnError
@@ -304,3 +307,42 @@ def test_unreachable_host_fails_clearly_without_printing_the_password(
     captured = capsys.readouterr()
     for output in (text, caplog.text, captured.out, captured.err, repr(options), str(options)):
         assert secret not in output
+
+
+def test_cut_connections_and_a_refusing_server_lose_nothing(
+    server: Server, unique_name: str, tcp_proxy_factory: Callable[..., Any]
+) -> None:
+    records = _records(4000)
+    where = urlsplit(server.url)
+    proxy = tcp_proxy_factory(where.hostname, where.port)
+    proxy.delay(0.02)  # requests stay on the wire long enough to be cut
+    stop = threading.Event()
+
+    def outages() -> None:
+        while not stop.wait(0.15):
+            proxy.cut()  # requests in flight are lost: sent again (their answers never came)
+        proxy.refuse()  # then the server is gone for a moment
+        time.sleep(0.5)
+        proxy.restore()
+
+    sink = OpenSearchSink(
+        _options(
+            server,
+            unique_name,
+            f"http://{proxy.address}",
+            id_fields=("n",),
+            writer={"max_batch_size": 100, "max_in_flight_requests": 2},
+        )
+    )
+    cutter = threading.Thread(target=outages)
+    cutter.start()
+    try:
+        timer = threading.Timer(1.5, stop.set)
+        timer.start()
+        result = _run(records, sink)
+    finally:
+        stop.set()
+        cutter.join()
+    hits = server.documents(unique_name)
+    assert [hit["_source"] for hit in hits] == [_as_stored(r) for r in records]
+    assert _sink_metrics(result)["numRecordsSendErrors"] > 0, "no request was cut"
