@@ -1,0 +1,94 @@
+"""connector-testing's conformance suites against both test servers (OpenSearch and Elasticsearch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from headwater.connectors.opensearch import (
+    OpenSearchSink,
+    OpenSearchSinkOptions,
+    OpenSearchSource,
+    OpenSearchSourceOptions,
+)
+from headwater.connectors.testing import (
+    SinkExternalContext,
+    SinkTestSuiteBase,
+    SourceExternalContext,
+    SourceTestSuiteBase,
+)
+from headwater.core import DeliveryGuarantee, Sink, Source
+from os_helpers import Server
+
+
+def _document(n: int) -> dict[str, int]:
+    return {"n": n}
+
+
+def _number(document: dict[str, Any]) -> int:
+    return int(document["n"])
+
+
+class OpenSearchSinkContext(SinkExternalContext):
+    """A fresh index; record ``n`` becomes document ``{"n": n}`` with id ``n``.
+
+    The ids make replays idempotent, so the suite checks the index holds each record once.
+    """
+
+    guarantee = DeliveryGuarantee.EXACTLY_ONCE
+    job_target = "os_jobs:opensearch_job"
+
+    def __init__(self, server: Server, index: str) -> None:
+        self.server = server
+        self.index = index
+        server.create_index(index, {"n": {"type": "long"}})
+
+    def create_sink(self) -> Sink[Any]:
+        options = OpenSearchSinkOptions(
+            client=self.server.options(), index=self.index, id_fields=("n",)
+        )
+        return OpenSearchSink(options, to_document=_document)
+
+    def read_back(self) -> list[Any]:
+        return [hit["_source"]["n"] for hit in self.server.documents(self.index)]
+
+    def job_params(self) -> dict[str, str]:
+        return {"url": self.server.url, "flavor": self.server.flavor.value, "index": self.index}
+
+
+class TestOpenSearchSinkConformance(SinkTestSuiteBase):
+    count = 1000
+
+    @pytest.fixture
+    def external(
+        self, server: Server, unique_name: str, jobs_on_path: None
+    ) -> OpenSearchSinkContext:
+        return OpenSearchSinkContext(server, unique_name)
+
+
+class OpenSearchSourceContext(SourceExternalContext):
+    """A fresh index of documents ``{"n": n}``, read back as the integers ``n``."""
+
+    def __init__(self, server: Server, index: str, slices: int) -> None:
+        self.server = server
+        self.index = index
+        self.slices = slices
+        server.create_index(index, {"n": {"type": "long"}})
+
+    def write_test_data(self, records: Sequence[Any]) -> None:
+        self.server.write(self.index, [{"n": n} for n in records])
+
+    def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
+        if not bounded:
+            pytest.skip("the OpenSearch source is a bounded scan; it has no unbounded mode")
+        options = OpenSearchSourceOptions(
+            client=self.server.options(), index=self.index, slices=self.slices, fetch_size=100
+        )
+        return OpenSearchSource(options, deserializer=_number)
+
+
+class TestOpenSearchSourceConformance(SourceTestSuiteBase):
+    @pytest.fixture
+    def external(self, server: Server, unique_name: str) -> OpenSearchSourceContext:
+        return OpenSearchSourceContext(server, unique_name, slices=3)
