@@ -38,22 +38,20 @@ def delete(url: str, *queues: str) -> None:
 
 
 def publish(
-    url: str,
-    queue: str,
-    bodies: Iterable[bytes],
-    ids: Sequence[str] | None = None,
-    *,
-    confirm: bool = True,
+    url: str, queue: str, bodies: Iterable[bytes], ids: Sequence[str] | None = None
 ) -> None:
-    """Publish ``bodies`` to ``queue`` (default exchange), persistent, with ``ids`` as message ids."""
+    """Publish ``bodies`` to ``queue`` (default exchange), persistent, with ``ids`` as message ids.
+
+    Returns once the broker has enqueued them: a synchronous ``queue.declare`` on the same
+    channel is answered after the publishes before it were routed.
+    """
     with channel(url) as ch:
-        if confirm:
-            ch.confirm_delivery()
         for i, body in enumerate(bodies):
             properties = pika.BasicProperties(
                 delivery_mode=2, message_id=None if ids is None else ids[i]
             )
             ch.basic_publish("", queue, body, properties)
+        ch.queue_declare(queue, passive=True)
 
 
 def drain(url: str, queue: str) -> list[tuple[str | None, bytes]]:

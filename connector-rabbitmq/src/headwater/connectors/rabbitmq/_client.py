@@ -14,6 +14,7 @@ queue or exchange (reply code 404) is fatal too, and a lost connection or channe
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,12 @@ def translate(error: BaseException, doing: str, where: str) -> Exception:
     return error if isinstance(error, Exception) else RuntimeError(str(error))
 
 
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    """Complete ``future`` with ``value`` unless it is done (pika's answer callbacks)."""
+    if not future.done():
+        future.set_result(value)
+
+
 class AmqpChannel:
     """One AMQP channel: requests as awaitables; every waiting request fails when it closes.
 
@@ -113,7 +120,7 @@ class AmqpChannel:
         """Call a pika channel method that takes ``callback`` and await the broker's answer frame."""
         future = self.future()
         if self.closed is None:
-            method(callback=lambda frame: future.done() or future.set_result(frame), **kwargs)
+            method(callback=functools.partial(_resolve, future), **kwargs)
         try:
             return await future
         except Exception as exc:
@@ -194,7 +201,7 @@ class AmqpConnection:
         if self.closed is not None:
             raise self.closed
         future: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
-        self._connection.channel(on_open_callback=lambda ch: future.done() or future.set_result(ch))
+        self._connection.channel(on_open_callback=functools.partial(_resolve, future))
         done, _ = await asyncio.wait([future, self._closed], return_when=asyncio.FIRST_COMPLETED)
         if future not in done:
             future.cancel()

@@ -52,19 +52,18 @@ class RabbitMQConnectionOptions(OptionsModel):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RabbitMQConnectionOptions:
-        """The options of an ``amqp://user:password@host:port/vhost`` URL (plus other options)."""
+        """The options of an ``amqp://user:password@host:port/vhost`` URL; ``options`` override them."""
         parts = urlsplit(url)
         if parts.scheme != "amqp" or not parts.hostname:
             raise ConfigurationError("RabbitMQConnectionOptions: expected an amqp://host URL")
-        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-        return cls(
-            host=parts.hostname,
-            port=parts.port or 5672,
-            virtual_host=vhost,
-            username=unquote(parts.username or "guest"),
-            password=SecretStr(unquote(parts.password or "guest")),
-            **options,
-        )
+        fields: dict[str, Any] = {
+            "host": parts.hostname,
+            "port": parts.port or 5672,
+            "virtual_host": unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+            "username": unquote(parts.username or "guest"),
+            "password": SecretStr(unquote(parts.password or "guest")),
+        }
+        return cls(**(fields | options))
 
     @property
     def where(self) -> str:
@@ -190,9 +189,10 @@ class RabbitMQSourceOptions(OptionsModel):
 
 
 class RabbitMQWriterOptions(AsyncSinkOptions):
-    """The async sink writer's knobs, with RabbitMQ's defaults: a request is a batch of publishes
-    awaiting their confirms, so ``max_in_flight_requests * max_batch_size`` bounds the unconfirmed
-    messages.
+    """The async sink writer's knobs, with RabbitMQ's defaults.
+
+    A request is a batch of publishes awaiting their confirms, so ``max_in_flight_requests *
+    max_batch_size`` bounds the unconfirmed messages.
     """
 
     max_batch_size: int = AsyncSinkOptions.default("max_batch_size", 500)
