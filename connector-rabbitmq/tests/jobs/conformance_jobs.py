@@ -5,12 +5,14 @@ The tests put this directory on ``PYTHONPATH``; the targets are ``conformance_jo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from headwater.connectors.base import JsonFormat
 from headwater.connectors.rabbitmq import (
+    AckLedger,
     RabbitMQConnectionOptions,
     RabbitMQQueueSplit,
     RabbitMQSink,
@@ -61,11 +63,13 @@ def rabbitmq_sink_job(
 
 
 class _LateAckReader(RabbitMQSourceReader[Any]):
-    """Acknowledges only at every ``every``-th completed checkpoint (test only).
+    """Acknowledges only at every ``every``-th completed checkpoint while it reads (test only).
 
     Acks of the checkpoints in between are not lost, only late (the next ack covers them): the
     window between a completed checkpoint and its ack, where a crash makes the broker redeliver
     messages that are already in the output, grows from milliseconds to ``every`` intervals.
+    Once its splits are drained it acknowledges at every checkpoint, so the final one of the
+    bounded job acknowledges everything.
     """
 
     def __init__(
@@ -73,9 +77,18 @@ class _LateAckReader(RabbitMQSourceReader[Any]):
     ) -> None:
         super().__init__(context, source.options, source.emitter)
         self._every = every
+        self._reading: set[str] = set()
+
+    def add_splits(self, splits: Sequence[RabbitMQQueueSplit]) -> None:
+        self._reading.update(split.split_id for split in splits)
+        super().add_splits(splits)
+
+    def on_split_finished(self, finished: Mapping[str, AckLedger]) -> None:
+        self._reading.difference_update(finished)
+        super().on_split_finished(finished)
 
     async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        if checkpoint_id % self._every == 0:
+        if checkpoint_id % self._every == 0 or not self._reading:
             await super().notify_checkpoint_complete(checkpoint_id)
 
 

@@ -34,7 +34,7 @@ from headwater.connectors.rabbitmq._options import (
     RabbitMQWriterOptions,
 )
 from headwater.connectors.rabbitmq._pipeline import pipeline_sink, pipeline_source
-from headwater.connectors.rabbitmq._reader import RabbitMQSourceReader
+from headwater.connectors.rabbitmq._reader import AckLedger, RabbitMQSourceReader
 from headwater.connectors.rabbitmq._records import OutgoingMessage, RabbitMQMessage
 from headwater.connectors.rabbitmq._sink import RabbitMQSink, UnroutableMessageError
 from headwater.connectors.rabbitmq._source import RabbitMQSource
@@ -44,6 +44,7 @@ from headwater.core import ConnectorSpec
 
 __all__ = [
     "CONNECTOR",
+    "AckLedger",
     "ConnectionLostError",
     "EnumeratorState",
     "OutgoingMessage",

@@ -12,6 +12,7 @@ every message before it was confirmed. Under ``NONE`` publishes are not confirme
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -302,7 +303,7 @@ class RabbitMQSink(AsyncSinkBase[IN, OutgoingMessage], Generic[IN]):
                 "'value_format' or 'message_builder'"
             )
         if self._message_id is not None:
-            message = OutgoingMessage(message.body, message.routing_key, self._message_id(record))
+            message = dataclasses.replace(message, message_id=self._message_id(record))
         if (
             message.routing_key is None
             and self.sink_options.routing_key is None
