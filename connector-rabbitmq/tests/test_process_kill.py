@@ -12,11 +12,16 @@ message id. Both compare the output with the input record by record, and the que
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from headwater.connectors.testing import run_with_kills
 from headwater.core.testing import read_records
 
 from .rabbitmq_helpers import declare, publish, ready_count
@@ -35,30 +40,61 @@ def fill(url: str, queues: list[str]) -> dict[str, int]:
     return expected
 
 
+def newest_checkpoint(directory: Path) -> int:
+    """The number of the newest completed checkpoint in ``directory`` (0 if none)."""
+    numbers = [int(p.name.removeprefix("chk-")) for p in directory.glob("chk-*") if p.is_dir()]
+    return max(numbers, default=0)
+
+
+def kill_after_checkpoints(
+    command: list[str], checkpoint_dir: Path, *, kills: int, seed: int
+) -> None:
+    """Run ``command``, SIGKILL it ``kills`` times, each after 1-4 new checkpoints, then let it end.
+
+    Kills follow the job's progress, not the clock: a job process takes 1-5 s to start on a
+    loaded 2-core machine, and a kill before its first checkpoint would test nothing. Each kill
+    lands up to 0.3 s after the checkpoint it waited for, so some fall between a checkpoint's
+    completion and its acknowledgements.
+    """
+    rng = random.Random(seed)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for kill in range(kills):
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        target = newest_checkpoint(checkpoint_dir) + rng.randint(1, 4)
+        while newest_checkpoint(checkpoint_dir) < target:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"the job ended after {kill} of {kills} kills: {process.communicate()[1][-2000:]!r}"
+                )
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    last = subprocess.run(command, env=environment, capture_output=True, timeout=300, check=False)
+    assert last.returncode == 0, last.stderr[-3000:]
+
+
 def run(
     url: str, queues: list[str], tmp_path: Path, guarantee: str, kills: int, seed: int
 ) -> Counter[tuple[str, int]]:
     """Run the job under ``kills`` SIGKILLs; the output's (id, value) pairs with their counts."""
     out = tmp_path / "out"
-    run_with_kills(
-        "conformance_jobs:rabbitmq_source_job",
-        checkpoint_dir=tmp_path / "checkpoints",
-        parallelism=2,
-        params={
-            "url": url,
-            "queues": ",".join(queues),
-            "out": str(out),
-            "guarantee": guarantee,
-            "ack_every": "4",
-        },
-        kills=kills,
-        # a job process needs 1-3 s to start on a loaded 2-core machine: most runs must get past
-        # a few checkpoints before they are killed
-        min_uptime=2.5,
-        max_uptime=4.5,
-        timeout=240,
-        seed=seed,
-    ).check(kills)
+    checkpoints = tmp_path / "checkpoints"
+    params = {
+        "url": url,
+        "queues": ",".join(queues),
+        "out": str(out),
+        "guarantee": guarantee,
+        "ack_every": "4",
+    }
+    command = [
+        sys.executable, "-m", "headwater.connectors.testing.jobrunner", "conformance_jobs:rabbitmq_source_job",
+        "--checkpoint-dir", str(checkpoints), "--parallelism", "2",
+        *(arg for key, value in params.items() for arg in ("--param", f"{key}={value}")),
+    ]  # fmt: skip
+    kill_after_checkpoints(command, checkpoints, kills=kills, seed=seed)
     for queue in queues:
         assert ready_count(url, queue) == 0, f"{queue} not drained"
     return Counter((str(message_id), int(value)) for message_id, value in read_records(out))
