@@ -201,6 +201,7 @@ def run() -> dict[str, Any]:
     queue = f"hw_bench_{uuid.uuid4().hex[:8]}"
     results: dict[str, list[float]] = {k: [] for k in ("raw_source", "source", "raw_sink", "sink")}
     try:
+        assert _blocking(url, queue) == 0  # declares it
         for _ in range(rounds):
             # sinks first: each fills the queue that the sources then drain
             results["raw_sink"].append(count / asyncio.run(_raw_sink(options, queue, count)))
