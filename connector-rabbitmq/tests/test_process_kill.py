@@ -1,4 +1,4 @@
-"""Process kills: RabbitMQ source -> map -> exactly-once file sink, SIGKILLed at random moments.
+"""Process kills: RabbitMQ source -> map -> exactly-once file sink, SIGKILLed after random checkpoints.
 
 A producer fills two queues with 100,000 messages with ids. The job drains them (bounded source,
 200 ms checkpoints, restarted from its newest checkpoint after each kill) into core's two-phase
