@@ -191,6 +191,9 @@ class StreamEnvironment:
     def _check_guarantees(self) -> None:
         for t in self._sinks:
             t.payload.check_checkpointing(self.checkpointing)
+        for t in self._transformations:
+            if t.kind is NodeKind.SOURCE:
+                t.payload[0].check_checkpointing(self.checkpointing)
         unbounded = [
             t.name
             for t in self._transformations

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from headwater.core._config import CheckpointConfig
 from headwater.core._metrics import MetricGroup
 from headwater.core._serialization import VersionedSerializer
 
@@ -290,6 +291,14 @@ class Source(ABC, Generic[T, SplitT, EnumStateT]):
     @abstractmethod
     def create_reader(self, context: SourceReaderContext) -> SourceReader[T, SplitT]:
         """A reader for one subtask; it receives its splits through ``add_splits``."""
+
+    def check_checkpointing(self, checkpointing: CheckpointConfig) -> None:
+        """Refuse checkpoint settings this source cannot work with (called when the job is built).
+
+        Raise :class:`~headwater.core.ConfigurationError` naming the setting to change; e.g. a
+        source that acknowledges messages when checkpoints complete, in a job without them.
+        """
+        del checkpointing
 
     @abstractmethod
     def split_serializer(self) -> VersionedSerializer[SplitT]:
