@@ -33,6 +33,7 @@ from headwater.connectors.cassandra._options import (
     RowFormat,
     WriteKind,
 )
+from headwater.connectors.cassandra._sink import CassandraSink, Commit
 from headwater.connectors.cassandra._source import CassandraSource, CassandraSplit
 from headwater.connectors.cassandra.version import __version__
 from headwater.core import ConnectorSpec
@@ -45,12 +46,14 @@ __all__ = [
     "CassandraLookupOptions",
     "CassandraRecordError",
     "CassandraRequestError",
+    "CassandraSink",
     "CassandraSinkOptions",
     "CassandraSource",
     "CassandraSourceOptions",
     "CassandraSplit",
     "CassandraUnavailableError",
     "CassandraWriterOptions",
+    "Commit",
     "Consistency",
     "RecordErrorPolicy",
     "RowFormat",
@@ -63,7 +66,7 @@ CONNECTOR = ConnectorSpec(
     summary="Apache Cassandra / ScyllaDB: token-range source resuming inside splits, "
     "exactly-once sink for any statement, lookups.",
     source=CassandraSource,
-    sink=None,
+    sink=CassandraSink,
     options={
         "source": CassandraSourceOptions,
         "sink": CassandraSinkOptions,

@@ -76,7 +76,7 @@ def is_transient(error: BaseException) -> bool:
         # Every host refused for a permanent reason (a protocol mismatch, bad credentials)?
         causes = list(error.errors.values())
         return not causes or any(is_transient(c) and not _permanent(c) for c in causes)
-    return isinstance(error, _TRANSIENT | CassandraUnavailableError)
+    return isinstance(error, (*_TRANSIENT, CassandraUnavailableError))
 
 
 def _permanent(error: BaseException) -> bool:

@@ -191,8 +191,10 @@ class CassandraSourceOptions(OptionsModel):
 class CassandraWriterOptions(AsyncSinkOptions):
     """The async sink base's knobs, with Cassandra's defaults (entries are statements)."""
 
-    max_batch_size: int = AsyncSinkOptions.default("max_batch_size", 100)
-    max_in_flight_requests: int = AsyncSinkOptions.default("max_in_flight_requests", 8)
+    max_batch_size: int = AsyncSinkOptions.default("max_batch_size", 500)
+    # One request at a time keeps writes of one row in order across requests (inside a request
+    # they go one partition lane at a time); more needs timestamp_field for ordered rows.
+    max_in_flight_requests: int = AsyncSinkOptions.default("max_in_flight_requests", 1)
     max_buffered_requests: int = AsyncSinkOptions.default("max_buffered_requests", 5_000)
     max_time_in_buffer: timedelta = AsyncSinkOptions.default(
         "max_time_in_buffer", timedelta(milliseconds=100)
@@ -219,8 +221,8 @@ class CassandraSinkOptions(OptionsModel):
     )
     columns: tuple[str, ...] | None = Field(
         default=None,
-        description="The record fields written by INSERT/UPDATE; None takes the keys of the "
-        "first record.",
+        description="The columns written by INSERT/UPDATE (record fields of the same names); "
+        "None: every column of the table.",
     )
     kind: WriteKind = Field(default=WriteKind.INSERT, description="The generated statement.")
     cql: str | None = Field(

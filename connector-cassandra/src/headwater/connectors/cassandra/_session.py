@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,41 +153,69 @@ def aexecute(
 
 
 class _ConcurrentRun:
-    """Statements sent with at most ``concurrency`` in flight; completes one asyncio future."""
+    """Statements sent with at most ``concurrency`` in flight; completes one asyncio future.
+
+    Statements sharing a key (a partition) form a lane: one of them is in flight at a time, in
+    order. After a transient failure in a lane, its later statements are not sent and report that
+    failure too, so sending them again later keeps their order.
+    """
 
     def __init__(
         self,
         session: Session,
         statements: Sequence[Statement],
+        keys: Sequence[Hashable] | None,
         concurrency: int,
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[list[BaseException | None]],
     ) -> None:
         self._session = session
         self._statements = statements
+        self._keys = keys
+        self._concurrency = concurrency
         self._loop = loop
         self._future = future
         self._errors: list[BaseException | None] = [None] * len(statements)
         self._lock = threading.Lock()
-        self._next = min(concurrency, len(statements))
+        self._ready = deque(range(len(statements)))
+        self._lanes: dict[Hashable, deque[int]] = {}  # busy key -> statements waiting for it
+        self._in_flight = 0
         self._pending = len(statements)
         if not statements:
             future.set_result([])
             return
-        for index in range(self._next):
-            self._send(index)
+        with self._lock:
+            sends = self._take_ready()
+        self._send_all(sends)
 
-    def _send(self, index: int) -> None:
-        try:
-            response: ResponseFuture = self._session.execute_async(self._statements[index])
-        except Exception as exc:  # refused before sending (e.g. the session is shut down)
-            self._done(index, exc)
-            return
-        response.add_callbacks(
-            self._succeeded, self._failed, callback_args=(index,), errback_args=(index,)
-        )
+    def _take_ready(self) -> list[int]:
+        """Statements to send now (hold the lock): ready ones whose lane is free."""
+        sends = []
+        keys = self._keys
+        while self._in_flight < self._concurrency and self._ready:
+            index = self._ready.popleft()
+            if keys is not None:
+                waiting = self._lanes.get(keys[index])
+                if waiting is not None:
+                    waiting.append(index)
+                    continue
+                self._lanes[keys[index]] = deque()
+            self._in_flight += 1
+            sends.append(index)
+        return sends
 
-    # Called on the driver's thread (or in _send).
+    def _send_all(self, indexes: list[int]) -> None:
+        for index in indexes:
+            try:
+                response: ResponseFuture = self._session.execute_async(self._statements[index])
+            except Exception as exc:  # refused before sending (e.g. the session is shut down)
+                self._done(index, exc)
+                continue
+            response.add_callbacks(
+                self._succeeded, self._failed, callback_args=(index,), errback_args=(index,)
+            )
+
+    # Called on the driver's thread (or in _send_all).
     def _succeeded(self, _rows: Any, index: int) -> None:
         self._done(index, None)
 
@@ -194,16 +223,27 @@ class _ConcurrentRun:
         self._done(index, error)
 
     def _done(self, index: int, error: BaseException | None) -> None:
-        if error is not None:
-            self._errors[index] = error
+        sends: list[int] = []
         with self._lock:
+            self._errors[index] = error
             self._pending -= 1
+            self._in_flight -= 1
+            if self._keys is not None:
+                key = self._keys[index]
+                waiting = self._lanes[key]
+                if error is not None and is_transient(error):
+                    for skipped in waiting:  # not sent: they go again after this one
+                        self._errors[skipped] = error
+                    self._pending -= len(waiting)
+                    waiting.clear()
+                if waiting:
+                    sends.append(waiting.popleft())  # the lane's next, in order
+                    self._in_flight += 1
+                else:
+                    del self._lanes[key]
+            sends += self._take_ready()
             finished = self._pending == 0
-            following = self._next if self._next < len(self._statements) else None
-            if following is not None:
-                self._next += 1
-        if following is not None:
-            self._send(following)
+        self._send_all(sends)
         if finished:
             self._loop.call_soon_threadsafe(self._settle)
 
@@ -213,15 +253,19 @@ class _ConcurrentRun:
 
 
 def execute_concurrently(
-    session: Session, statements: Sequence[Statement], concurrency: int
+    session: Session,
+    statements: Sequence[Statement],
+    concurrency: int,
+    keys: Sequence[Hashable] | None = None,
 ) -> asyncio.Future[list[BaseException | None]]:
     """Send ``statements`` with at most ``concurrency`` in flight; wake the loop once at the end.
 
     The future's result has one entry per statement: ``None`` if it succeeded, else the driver's
-    exception. Statements are sent in order (the driver's client-side timestamps then follow that
-    order), so later writes of a row win over earlier ones.
+    exception. With ``keys`` (one per statement, e.g. its partition key), statements of one key
+    are sent one at a time in order, so the driver's client-side timestamps follow their order
+    and the last write of a row wins; a transient failure fails the key's later statements too.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[list[BaseException | None]] = loop.create_future()
-    _ConcurrentRun(session, statements, concurrency, loop, future)
+    _ConcurrentRun(session, statements, keys, concurrency, loop, future)
     return future
