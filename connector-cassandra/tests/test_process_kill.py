@@ -18,7 +18,7 @@ from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import kill_repeatedly
 
 JOBS = Path(__file__).parent / "jobs"
-COUNT = 30_000
+COUNT = 45_000
 KEYS = 100
 
 
@@ -33,7 +33,7 @@ def _run_counter_job(
         sys.executable, str(JOBS / "counter_job.py"), service.host, str(service.port), keyspace,
         str(checkpoints), str(COUNT), mode,
     ]
-    kill_repeatedly(command, kills=kills, uptime=(1.5, 3.0), timeout=240, seed=seed).check(kills)
+    kill_repeatedly(command, kills=kills, uptime=(4.0, 7.0), timeout=240, seed=seed).check(kills)
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ def main() -> None:
             interval=timedelta(milliseconds=200), storage=Path(checkpoints), restore_from="latest"
         ),
     )
-    source = DataGenSource(record, count=int(count), rows_per_second=3_000, num_splits=2)
+    source = DataGenSource(record, count=int(count), rows_per_second=1_500, num_splits=2)
     sink = CassandraSink(
         CassandraSinkOptions(
             connection=CassandraConnectionOptions(

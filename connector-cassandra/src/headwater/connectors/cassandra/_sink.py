@@ -189,7 +189,22 @@ class _Target:
                 f"{_WHO}: cannot prepare {cql!r}: {server_message(exc)}"
             ) from None
         prepared.consistency_level = consistency_level(options.consistency)
-        return StatementBinder(prepared, options.timestamp_field, options.key_columns, _WHO)
+        return StatementBinder(
+            prepared,
+            options.timestamp_field,
+            options.key_columns,
+            _WHO,
+            counter=self._writes_counters(prepared),
+        )
+
+    def _writes_counters(self, prepared: PreparedStatement) -> bool:
+        """Whether the statement's table has counter columns (``n = n + 1`` has no counter marker)."""
+        assert self.connection is not None
+        if not prepared.column_metadata:
+            return False
+        column = prepared.column_metadata[0]
+        table = describe_table(self.connection.cluster, column.keyspace_name, column.table_name, _WHO)
+        return bool(table.counters)
 
     def bind_all(self, binder: StatementBinder, records: Sequence[Any], first: int) -> list[Entry]:
         """Bind ``records`` (``first``: the position of the first one); the error policy applies."""

@@ -120,6 +120,7 @@ class StatementBinder:
         timestamp_field: the record field bound to :data:`TIMESTAMP_MARKER`, if any.
         key_columns: the columns named in errors (default: the partition-key markers).
         who: the component, for messages.
+        counter: the statement writes a counter table (also found from counter bind markers).
     """
 
     def __init__(
@@ -128,6 +129,8 @@ class StatementBinder:
         timestamp_field: str | None,
         key_columns: Sequence[str],
         who: str,
+        *,
+        counter: bool = False,
     ) -> None:
         self.prepared = prepared
         self._who = who
@@ -138,7 +141,7 @@ class StatementBinder:
         self._routing = list(routing)
         named = [self._names.index(k) for k in key_columns if k in self._names]
         self._key_indexes = named or list(routing)
-        self.counter = any(t is CounterColumnType for t in self._types)
+        self.counter = counter or any(t is CounterColumnType for t in self._types)
         """Whether the statement updates counters (not idempotent; counter batches only)."""
 
     def bind(self, record: Any, position: int) -> Entry:
