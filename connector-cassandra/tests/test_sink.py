@@ -37,13 +37,21 @@ def test_insert_writes_every_record_with_its_values(
     )
     at = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
     records = [
-        {"id": i, "total": Decimal(i) / 7, "at": at + dt.timedelta(seconds=i), "tags": {f"t{i % 3}"}}
+        {
+            "id": i,
+            "total": Decimal(i) / 7,
+            "at": at + dt.timedelta(seconds=i),
+            "tags": {f"t{i % 3}"},
+        }
         for i in range(1500)
     ]
     sink = CassandraSink(
         CassandraSinkOptions(
-            connection=connection, keyspace=cassandra_keyspace, table="orders",
-            key_columns=("id",), delivery_guarantee=guarantee,
+            connection=connection,
+            keyspace=cassandra_keyspace,
+            table="orders",
+            key_columns=("id",),
+            delivery_guarantee=guarantee,
         )
     )
     _run(records, sink)
@@ -67,9 +75,11 @@ def test_counter_statement_adds_each_record_once(
     records = [{"page": f"p{i % 13}", "n": i % 5 + 1} for i in range(2000)]
     sink = CassandraSink(
         CassandraSinkOptions(
-            connection=connection, keyspace=cassandra_keyspace,
+            connection=connection,
+            keyspace=cassandra_keyspace,
             cql=f"UPDATE {cassandra_keyspace}.hits SET n = n + :n WHERE page = :page",
-            delivery_guarantee=guarantee, commit_chunk_size=37,
+            delivery_guarantee=guarantee,
+            commit_chunk_size=37,
         )
     )
     _run(records, sink)
@@ -91,8 +101,11 @@ def test_later_writes_of_a_row_win(
     records = [{"k": i % 10, "v": i} for i in range(3000)]
     sink = CassandraSink(
         CassandraSinkOptions(
-            connection=connection, keyspace=cassandra_keyspace, table="latest",
-            key_columns=("k",), delivery_guarantee=guarantee,
+            connection=connection,
+            keyspace=cassandra_keyspace,
+            table="latest",
+            key_columns=("k",),
+            delivery_guarantee=guarantee,
         )
     )
     _run(records, sink, parallelism=1)
@@ -109,12 +122,20 @@ def test_update_delete_ttl_and_record_timestamps(
     def sink(kind: WriteKind, **extra: object) -> CassandraSink:
         return CassandraSink(
             CassandraSinkOptions(
-                connection=connection, keyspace=cassandra_keyspace, table="kv",
-                key_columns=("k",), kind=kind, timestamp_field="ts", **extra,  # type: ignore[arg-type]
+                connection=connection,
+                keyspace=cassandra_keyspace,
+                table="kv",
+                key_columns=("k",),
+                kind=kind,
+                timestamp_field="ts",
+                **extra,  # type: ignore[arg-type]
             )
         )
 
-    _run([{"k": k, "v": f"new{k}", "ts": 2_000} for k in range(10)], sink(WriteKind.UPDATE, ttl=dt.timedelta(hours=1)))
+    _run(
+        [{"k": k, "v": f"new{k}", "ts": 2_000} for k in range(10)],
+        sink(WriteKind.UPDATE, ttl=dt.timedelta(hours=1)),
+    )
     # An older replay (timestamp 1000) loses against the newer values: last write wins by time.
     _run([{"k": k, "v": f"old{k}", "ts": 1_000} for k in range(10)], sink(WriteKind.INSERT))
     _run([{"k": k, "ts": 3_000} for k in range(5)], sink(WriteKind.DELETE))
@@ -155,7 +176,9 @@ def test_a_missing_key_column_is_named(
 
 def test_an_unknown_keyspace_is_named(connection: CassandraConnectionOptions) -> None:
     sink = CassandraSink(
-        CassandraSinkOptions(connection=connection, keyspace="no_such_space", table="t", key_columns=("k",))
+        CassandraSinkOptions(
+            connection=connection, keyspace="no_such_space", table="t", key_columns=("k",)
+        )
     )
     with pytest.raises(Exception) as info:
         _run([{"k": 1}], sink, parallelism=1)
@@ -179,8 +202,11 @@ def test_skip_policy_counts_bad_records_and_writes_the_rest(
     session.execute("CREATE TABLE typed (k int PRIMARY KEY, v int)")
     sink = CassandraSink(
         CassandraSinkOptions(
-            connection=connection, keyspace=cassandra_keyspace, table="typed",
-            key_columns=("k",), error_policy=RecordErrorPolicy.SKIP,
+            connection=connection,
+            keyspace=cassandra_keyspace,
+            table="typed",
+            key_columns=("k",),
+            error_policy=RecordErrorPolicy.SKIP,
         )
     )
     records = [{"k": k, "v": "bad" if k % 10 == 0 else k} for k in range(100)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 
 from cassandra.cluster import Session
@@ -29,7 +28,10 @@ def test_bounded_read_returns_every_row_once(
     data = _fill(session, 3000, per_partition=7)
     source = CassandraSource(
         CassandraSourceOptions(
-            connection=connection, keyspace=cassandra_keyspace, table="items", split_count=9,
+            connection=connection,
+            keyspace=cassandra_keyspace,
+            table="items",
+            split_count=9,
             fetch_size=100,
         )
     )

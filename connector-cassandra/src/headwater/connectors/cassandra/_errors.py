@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+from headwater.connectors.base import ErrorClass, classify_error
+from headwater.core import ConnectorError, FatalError, RetryableError
+
 from cassandra import (
     DriverException,
     OperationTimedOut,
@@ -22,8 +25,6 @@ from cassandra import (
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
-from headwater.connectors.base import ErrorClass, classify_error
-from headwater.core import ConnectorError, FatalError, RetryableError
 
 __all__ = [
     "CassandraConnectionError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Self
 
@@ -170,11 +171,11 @@ class CassandraSourceOptions(OptionsModel):
     row_format: RowFormat = Field(
         default=RowFormat.DICT, description="Rows as dicts or as named tuples."
     )
-    record_type: SkipJsonSchema[type[Any] | None] = Field(
+    record_factory: SkipJsonSchema[Callable[..., Any] | None] = Field(
         default=None,
         exclude=True,
-        description="A class built from each row's columns as keyword arguments (a dataclass, "
-        "a pydantic model); overrides row_format.",
+        description="Called with each row's columns as keyword arguments to build the record "
+        "(a dataclass, a pydantic model, a function); overrides row_format.",
     )
 
     @model_validator(mode="after")
@@ -347,4 +348,3 @@ class CassandraLookupOptions(OptionsModel):
         for column in (*self.key_columns, *(self.columns or ())):
             _check_identifier(column, "key_columns/columns")
         return self
-

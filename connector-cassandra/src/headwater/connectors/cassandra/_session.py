@@ -17,6 +17,13 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from headwater.connectors.cassandra._errors import (
+    CassandraConnectionError,
+    is_transient,
+    server_message,
+)
+from headwater.connectors.cassandra._options import CassandraConnectionOptions, Consistency
+
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
@@ -30,12 +37,6 @@ from cassandra.cluster import (
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import Statement
-from headwater.connectors.cassandra._errors import (
-    CassandraConnectionError,
-    is_transient,
-    server_message,
-)
-from headwater.connectors.cassandra._options import CassandraConnectionOptions, Consistency
 
 __all__ = ["Connection", "aexecute", "connect", "consistency_level", "execute_concurrently"]
 

@@ -31,18 +31,17 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 from headwater.connectors.base import (
     AsyncSinkWriter,
-    ErrorClass,
     RetryPolicy,
     SubmitResult,
     classify_error,
@@ -85,6 +84,8 @@ from headwater.core import (
     WriterInitContext,
 )
 from typing_extensions import override
+
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 
 __all__ = ["CassandraSink", "Commit"]
 
@@ -141,9 +142,15 @@ class _Target:
     Opening blocks (connect, prepare): it runs on the job's thread pool.
     """
 
-    def __init__(self, options: CassandraSinkOptions, context: WriterInitContext) -> None:
+    def __init__(
+        self,
+        options: CassandraSinkOptions,
+        context: WriterInitContext,
+        converter: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.options = options
         self._context = context
+        self._converter = converter
         self.connection: Connection | None = None
         self._binders: dict[str, StatementBinder] = {}
         self._cql: str | None = options.cql
@@ -203,11 +210,15 @@ class _Target:
         if not prepared.column_metadata:
             return False
         column = prepared.column_metadata[0]
-        table = describe_table(self.connection.cluster, column.keyspace_name, column.table_name, _WHO)
+        table = describe_table(
+            self.connection.cluster, column.keyspace_name, column.table_name, _WHO
+        )
         return bool(table.counters)
 
     def bind_all(self, binder: StatementBinder, records: Sequence[Any], first: int) -> list[Entry]:
         """Bind ``records`` (``first``: the position of the first one); the error policy applies."""
+        if self._converter is not None:
+            records = list(map(self._converter, records))
         bind = binder.bind
         if self.options.error_policy is RecordErrorPolicy.FAIL:
             return [bind(record, first + i) for i, record in enumerate(records)]
@@ -248,13 +259,17 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
     """
 
     def __init__(
-        self, options: CassandraSinkOptions, context: WriterInitContext, restored: Sequence[Entry]
+        self,
+        options: CassandraSinkOptions,
+        context: WriterInitContext,
+        restored: Sequence[Entry],
+        converter: Callable[[Any], Any] | None,
     ) -> None:
         super().__init__(
             context, element_converter=_identity, options=options.writer, restored=restored
         )
         self._sink_options = options
-        self._target = _Target(options, context)
+        self._target = _Target(options, context, converter)
         self._policy = _policy(options)
         self._concurrency = _concurrency(options)
         self._position = 0
@@ -358,8 +373,13 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
 class _ExactlyOnceWriter(CommittingSinkWriter[Any, Commit]):
     """Binds records and keeps them until the checkpoint (``EXACTLY_ONCE``); sends nothing."""
 
-    def __init__(self, options: CassandraSinkOptions, context: WriterInitContext) -> None:
-        self._target = _Target(options, context)
+    def __init__(
+        self,
+        options: CassandraSinkOptions,
+        context: WriterInitContext,
+        converter: Callable[[Any], Any] | None,
+    ) -> None:
+        self._target = _Target(options, context, converter)
         self._entries: list[Entry] = []
         self._position = 0
         self._run = f"{context.operator_uid}/{context.subtask_index}/{uuid.uuid4().hex[:12]}"
@@ -438,7 +458,7 @@ class _CassandraCommitter(Committer[Commit]):
         for request in requests:
             commit = request.committable
             try:
-                applied = await retry(lambda: self._apply(commit), self._policy)
+                applied = await retry(functools.partial(self._apply, commit), self._policy)
             except CassandraUnavailableError:
                 self._retries.inc()
                 request.retry_later()  # the markers make the next attempt skip what was applied
@@ -566,12 +586,19 @@ class CassandraSink(TwoPhaseCommittingSink[Any, Commit]):
     statement's bind markers.
     """
 
-    def __init__(self, options: CassandraSinkOptions) -> None:
+    def __init__(
+        self,
+        options: CassandraSinkOptions,
+        *,
+        element_converter: Callable[[Any], Any] | None = None,
+    ) -> None:
         if not isinstance(options, CassandraSinkOptions):
             raise TypeError(
                 f"CassandraSink: expected CassandraSinkOptions, got {type(options).__name__}"
             )
         self.options = options
+        self.element_converter = element_converter
+        """Turns a record into the statement's fields (a mapping, ...); ``None``: records are."""
 
     def __repr__(self) -> str:
         target = self.options.table or "cql"
@@ -591,8 +618,8 @@ class CassandraSink(TwoPhaseCommittingSink[Any, Commit]):
     ) -> CommittingSinkWriter[Any, Commit]:
         """A writer sending the checkpointed statements first (``AT_LEAST_ONCE``)."""
         if self.options.delivery_guarantee is DeliveryGuarantee.EXACTLY_ONCE:
-            return _ExactlyOnceWriter(self.options, context)
-        return _AtLeastOnceWriter(self.options, context, states)
+            return _ExactlyOnceWriter(self.options, context, self.element_converter)
+        return _AtLeastOnceWriter(self.options, context, states, self.element_converter)
 
     def writer_state_serializer(self) -> VersionedSerializer[Any]:
         """Buffered statements (``AT_LEAST_ONCE``), one entry at a time."""

@@ -29,8 +29,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cassandra.cluster import ResultSet
-from cassandra.query import PreparedStatement, dict_factory, named_tuple_factory
 from headwater.connectors.base import (
     ErrorClass,
     RecordEmitter,
@@ -75,6 +73,9 @@ from headwater.core import (
     VersionedSerializer,
 )
 from typing_extensions import override
+
+from cassandra.cluster import ResultSet
+from cassandra.query import PreparedStatement, dict_factory, named_tuple_factory
 
 __all__ = ["CassandraSource", "CassandraSplit"]
 
@@ -255,7 +256,7 @@ class _Fetched(NamedTuple):
 
     row: Any
     page: bytes | None
-    index: int
+    position: int
 
 
 def _scan_query(options: CassandraSourceOptions, table: TableInfo) -> str:
@@ -316,9 +317,7 @@ class _TokenRangeSplitReader(SplitReader[_Fetched, CassandraSplit]):
         bound.fetch_size = self._options.fetch_size
         assert self._connection is not None
         try:
-            return await aexecute(
-                self._connection.session, bound, paging_state=split.paging_state
-            )
+            return await aexecute(self._connection.session, bound, paging_state=split.paging_state)
         except Exception as exc:
             if classify(exc) is ErrorClass.RETRYABLE:
                 raise CassandraUnavailableError(
@@ -334,8 +333,10 @@ class _TokenRangeSplitReader(SplitReader[_Fetched, CassandraSplit]):
 
     def _connect(self) -> tuple[PreparedStatement, PreparedStatement]:
         options = self._options
-        factory = named_tuple_factory if options.row_format is RowFormat.NAMED_TUPLE else dict_factory
-        if options.record_type is not None:
+        factory = (
+            named_tuple_factory if options.row_format is RowFormat.NAMED_TUPLE else dict_factory
+        )
+        if options.record_factory is not None:
             factory = dict_factory
         connection = connect(options.connection, _WHO, row_factory=factory)
         try:
@@ -360,13 +361,15 @@ class _TokenRangeSplitReader(SplitReader[_Fetched, CassandraSplit]):
 
 
 class _RowEmitter(RecordEmitter[_Fetched, Any, _SplitState]):
-    """Emits rows (as dicts, named tuples or ``record_type``) and moves the split past them."""
+    """Emits rows (as dicts, named tuples or built by ``record_factory``) and moves the split past them."""
 
-    def __init__(self, record_type: type[Any] | None) -> None:
-        self._record_type = record_type
+    def __init__(self, record_factory: Callable[..., Any] | None) -> None:
+        self._record_factory = record_factory
 
     @override
-    def emit_record(self, element: _Fetched, output: ReaderOutput[Any], split_state: _SplitState) -> None:
+    def emit_record(
+        self, element: _Fetched, output: ReaderOutput[Any], split_state: _SplitState
+    ) -> None:
         """Emit one row."""
         self.emit_batch((element,), output, split_state)
 
@@ -377,12 +380,12 @@ class _RowEmitter(RecordEmitter[_Fetched, Any, _SplitState]):
         """Emit the rows of one page; the position becomes the row after the last one."""
         if not elements:
             return
-        make = self._record_type
+        make = self._record_factory
         rows = [e.row for e in elements] if make is None else [make(**e.row) for e in elements]
         output.collect_batch(rows)
         last = elements[-1]
         split_state.paging_state = last.page
-        split_state.skip = last.index + 1
+        split_state.skip = last.position + 1
 
 
 class _CassandraReader(SourceReaderBase[_Fetched, Any, CassandraSplit, _SplitState]):
@@ -392,7 +395,7 @@ class _CassandraReader(SourceReaderBase[_Fetched, Any, CassandraSplit, _SplitSta
         super().__init__(
             context,
             SplitFetcherManager(lambda: _TokenRangeSplitReader(options, context.run_blocking)),
-            _RowEmitter(options.record_type),
+            _RowEmitter(options.record_factory),
         )
 
     @override

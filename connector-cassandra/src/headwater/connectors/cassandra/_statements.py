@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra.cqltypes import CounterColumnType
-from cassandra.query import BoundStatement, PreparedStatement
 from headwater.connectors.cassandra._errors import CassandraRecordError
 from headwater.connectors.cassandra._options import CassandraSinkOptions, WriteKind
 from headwater.core import JsonSerializer, VersionedSerializer
+
+from cassandra.cqltypes import CounterColumnType
+from cassandra.query import BoundStatement, PreparedStatement
 
 __all__ = [
     "ENTRY_SERIALIZER",
@@ -109,7 +110,9 @@ def _micros(value: Any) -> int:
         return (moment - _EPOCH) // dt.timedelta(microseconds=1)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise TypeError(f"a timestamp must be microseconds (int) or a datetime, not {type(value).__name__}")
+    raise TypeError(
+        f"a timestamp must be microseconds (int) or a datetime, not {type(value).__name__}"
+    )
 
 
 class StatementBinder:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cassandra.cluster import Cluster
 from headwater.connectors.cassandra._errors import CassandraConnectionError
+
+from cassandra.cluster import Cluster
 
 __all__ = ["TableInfo", "describe_table"]
 

@@ -1,0 +1,155 @@
+"""connector-testing's conformance suites against the real Cassandra 2.1.
+
+Sink: records ``n`` become ``UPDATE counts SET n = n + 1 WHERE id = n`` (a counter), and reading
+back yields each id as many times as it was counted, so the suites see every repeated write (an
+upsert would hide them). Exactly-once must read back each id once; at-least-once each id at least
+once.
+
+Source: the Cassandra source is bounded (a scan of the table). The suite's "unbounded" tests need
+a source that is still running when they stop it with a savepoint; ``create_source(bounded=False)``
+gives the same scan with pages of one row, slow enough that the savepoint falls inside splits,
+so those tests check resuming inside a split and rescaling a half-read scan.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cassandra.cluster import Cluster
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra_jobs import counting_sink
+from headwater.connectors.cassandra import (
+    CONNECTOR,
+    CassandraConnectionOptions,
+    CassandraSource,
+    CassandraSourceOptions,
+)
+from headwater.connectors.testing import (
+    SinkExternalContext,
+    SinkTestSuiteBase,
+    SourceExternalContext,
+    SourceTestSuiteBase,
+)
+from headwater.connectors.testing.pytest_plugin import RunningService
+from headwater.core import DeliveryGuarantee, Sink, Source, installed_connectors
+
+
+def test_registered_for_the_installed_core() -> None:
+    connector = next(c for c in installed_connectors() if c.identifier == "cassandra")
+    assert connector.spec is CONNECTOR
+    assert connector.compatible, connector.requirement
+
+
+class _Keyspace:
+    def __init__(self, service: RunningService, keyspace: str) -> None:
+        self.service = service
+        self.keyspace = keyspace
+        self.cluster = Cluster([service.host], port=service.port, protocol_version=3)
+        self.session = self.cluster.connect(keyspace)
+
+
+class CassandraSinkContext(SinkExternalContext, _Keyspace):
+    """A counter table ``counts (id int, n counter)``; read back: each id ``n`` times."""
+
+    job_target = "cassandra_jobs:counting_job"
+
+    def __init__(
+        self, service: RunningService, keyspace: str, guarantee: DeliveryGuarantee
+    ) -> None:
+        _Keyspace.__init__(self, service, keyspace)
+        self.guarantee = guarantee
+        self.session.execute("CREATE TABLE counts (id int PRIMARY KEY, n counter)")
+
+    def create_sink(self) -> Sink[Any]:
+        return counting_sink(
+            self.service.host, self.service.port, self.keyspace, self.guarantee.value
+        )
+
+    def read_back(self) -> list[Any]:
+        return [
+            row.id for row in self.session.execute("SELECT id, n FROM counts") for _ in range(row.n)
+        ]
+
+    def job_params(self) -> dict[str, str]:
+        return {
+            "host": self.service.host,
+            "port": str(self.service.port),
+            "keyspace": self.keyspace,
+            "guarantee": self.guarantee.value,
+        }
+
+
+@pytest.fixture
+def _jobs_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kill tests run the job in a subprocess that imports cassandra_jobs from this directory.
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", here + (":" + sys.path[0] if sys.path else ""))
+
+
+class TestCassandraSinkExactlyOnce(SinkTestSuiteBase):
+    count = 1000
+
+    @pytest.fixture
+    def external(
+        self, cassandra_service: RunningService, cassandra_keyspace: str, _jobs_importable: None
+    ) -> CassandraSinkContext:
+        return CassandraSinkContext(
+            cassandra_service, cassandra_keyspace, DeliveryGuarantee.EXACTLY_ONCE
+        )
+
+
+class TestCassandraSinkAtLeastOnce(SinkTestSuiteBase):
+    count = 1000
+
+    @pytest.fixture
+    def external(
+        self, cassandra_service: RunningService, cassandra_keyspace: str, _jobs_importable: None
+    ) -> CassandraSinkContext:
+        return CassandraSinkContext(
+            cassandra_service, cassandra_keyspace, DeliveryGuarantee.AT_LEAST_ONCE
+        )
+
+
+class CassandraSourceContext(SourceExternalContext, _Keyspace):
+    """A table ``numbers (bucket int, n int, PRIMARY KEY (bucket, n))``; records are ``n``."""
+
+    def __init__(self, service: RunningService, keyspace: str) -> None:
+        _Keyspace.__init__(self, service, keyspace)
+        self.session.execute("CREATE TABLE numbers (bucket int, n int, PRIMARY KEY (bucket, n))")
+
+    def write_test_data(self, records: Sequence[Any]) -> None:
+        insert = self.session.prepare("INSERT INTO numbers (bucket, n) VALUES (?, ?)")
+        rows = [(n % 50, n) for n in records]
+        execute_concurrent_with_args(
+            self.session, insert, rows, concurrency=64, raise_on_first_error=True
+        )
+
+    def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
+        options = CassandraSourceOptions(
+            connection=CassandraConnectionOptions(
+                contact_points=(self.service.host,), port=self.service.port, protocol_version=3
+            ),
+            keyspace=self.keyspace,
+            table="numbers",
+            columns=("n",),
+            split_count=8,
+            fetch_size=100 if bounded else 1,
+            record_factory=_number,
+        )
+        return CassandraSource(options)
+
+
+def _number(n: int) -> int:
+    return n
+
+
+class TestCassandraSource(SourceTestSuiteBase):
+    @pytest.fixture
+    def external(
+        self, cassandra_service: RunningService, cassandra_keyspace: str
+    ) -> CassandraSourceContext:
+        return CassandraSourceContext(cassandra_service, cassandra_keyspace)
