@@ -6,12 +6,16 @@ connector's option defaults to negotiation, for current servers).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cassandra.cluster import Cluster, Session
 from headwater.connectors.cassandra import CassandraConnectionOptions
 from headwater.connectors.testing.pytest_plugin import RunningService
+
+sys.path.insert(0, str(Path(__file__).parent))  # cassandra_jobs, for tests and their job processes
 
 
 @pytest.fixture

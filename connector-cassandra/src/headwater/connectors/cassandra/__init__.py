@@ -22,6 +22,7 @@ from headwater.connectors.cassandra._errors import (
     CassandraRequestError,
     CassandraUnavailableError,
 )
+from headwater.connectors.cassandra._lookup import CassandraLookup
 from headwater.connectors.cassandra._options import (
     CassandraConnectionOptions,
     CassandraLookupOptions,
@@ -43,6 +44,7 @@ __all__ = [
     "CassandraConnectionError",
     "CassandraConnectionOptions",
     "CassandraError",
+    "CassandraLookup",
     "CassandraLookupOptions",
     "CassandraRecordError",
     "CassandraRequestError",

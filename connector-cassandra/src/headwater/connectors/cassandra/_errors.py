@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from headwater.connectors.base import ErrorClass, classify_error
+from headwater.connectors.base import ErrorClass, RetryPolicy, classify_error
 from headwater.core import ConnectorError, FatalError, RetryableError
 
 from cassandra import (
@@ -35,6 +35,7 @@ __all__ = [
     "classify",
     "is_transient",
     "server_message",
+    "with_cassandra_classifier",
 ]
 
 _TRANSIENT = (
@@ -100,3 +101,10 @@ def server_message(error: BaseException) -> str:
         reasons = sorted({f"{type(e).__name__}: {e}" for e in error.errors.values()})
         return f"no host available ({'; '.join(reasons) or 'no host answered'})"
     return f"{type(error).__name__}: {error}"
+
+
+def with_cassandra_classifier(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` classifying with :func:`classify`, unless it has a classifier of its own."""
+    if policy.classifier is classify_error:
+        return policy.model_copy(update={"classifier": classify})
+    return policy

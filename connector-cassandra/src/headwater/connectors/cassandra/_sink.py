@@ -42,9 +42,7 @@ from typing import Any
 
 from headwater.connectors.base import (
     AsyncSinkWriter,
-    RetryPolicy,
     SubmitResult,
-    classify_error,
     retry,
 )
 from headwater.connectors.cassandra._errors import (
@@ -52,9 +50,9 @@ from headwater.connectors.cassandra._errors import (
     CassandraError,
     CassandraRecordError,
     CassandraUnavailableError,
-    classify,
     is_transient,
     server_message,
+    with_cassandra_classifier,
 )
 from headwater.connectors.cassandra._options import CassandraSinkOptions, RecordErrorPolicy
 from headwater.connectors.cassandra._session import (
@@ -123,13 +121,6 @@ COMMIT_SERIALIZER: VersionedSerializer[Commit] = JsonSerializer(
         d["id"], d["cql"], int(d["protocol"]), tuple(entry_from_json(v, e) for e in d["entries"])
     ),
 )
-
-
-def _policy(options: CassandraSinkOptions) -> RetryPolicy:
-    policy = options.retry_policy
-    if policy.classifier is classify_error:
-        return policy.model_copy(update={"classifier": classify})
-    return policy
 
 
 def _identity(entry: Entry) -> Entry:
@@ -270,7 +261,7 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
         )
         self._sink_options = options
         self._target = _Target(options, context, converter)
-        self._policy = _policy(options)
+        self._policy = with_cassandra_classifier(options.retry_policy)
         self._concurrency = _concurrency(options)
         self._position = 0
         self._failures = 0
@@ -449,7 +440,7 @@ class _CassandraCommitter(Committer[Commit]):
         self._target = _Target(options, context)
         self._tables = _MarkerTables(options)
         self._markers: dict[bool, _MarkerStatements] | None = None
-        self._policy = _policy(options)
+        self._policy = with_cassandra_classifier(options.retry_policy)
         self._retries = context.metric_group.counter("numCommitRetries")
 
     @override

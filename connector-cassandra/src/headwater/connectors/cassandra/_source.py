@@ -37,7 +37,6 @@ from headwater.connectors.base import (
     SourceReaderBase,
     SplitFetcherManager,
     SplitReader,
-    classify_error,
     retry,
 )
 from headwater.connectors.cassandra._errors import (
@@ -45,6 +44,7 @@ from headwater.connectors.cassandra._errors import (
     CassandraUnavailableError,
     classify,
     server_message,
+    with_cassandra_classifier,
 )
 from headwater.connectors.cassandra._options import CassandraSourceOptions, RowFormat
 from headwater.connectors.cassandra._session import (
@@ -139,13 +139,6 @@ ENUMERATOR_SERIALIZER: VersionedSerializer[list[CassandraSplit] | None] = JsonSe
     to_json=lambda splits: None if splits is None else [_split_to_json(s) for s in splits],
     from_json=lambda v, data: None if data is None else [_split_from_json(v, d) for d in data],
 )
-
-
-def _retry_policy(policy: RetryPolicy) -> RetryPolicy:
-    """``policy`` with the Cassandra classifier, unless the user gave a classifier of their own."""
-    if policy.classifier is classify_error:
-        return policy.model_copy(update={"classifier": classify})
-    return policy
 
 
 def _ring(connection: Connection) -> Ring:
@@ -283,7 +276,7 @@ class _TokenRangeSplitReader(SplitReader[_Fetched, CassandraSplit]):
     ) -> None:
         self._options = options
         self._run_blocking = run_blocking
-        self._policy = _retry_policy(RetryPolicy())
+        self._policy = with_cassandra_classifier(RetryPolicy())
         self._splits: deque[CassandraSplit] = deque()
         self._connection: Connection | None = None
         self._queries: tuple[PreparedStatement, PreparedStatement] | None = None
