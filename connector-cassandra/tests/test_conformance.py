@@ -7,7 +7,7 @@ once.
 
 Source: the Cassandra source is bounded (a scan of the table). The suite's "unbounded" tests need
 a source that is still running when they stop it with a savepoint; ``create_source(bounded=False)``
-gives the same scan with pages of one row, slow enough that the savepoint falls inside splits,
+gives the same scan with pages of four rows, slow enough that the savepoint falls inside splits,
 so those tests check resuming inside a split and rescaling a half-read scan.
 """
 
@@ -152,7 +152,7 @@ class CassandraSourceContext(SourceExternalContext, _Keyspace):
             table="numbers",
             columns=("n",),
             split_count=8,
-            fetch_size=100 if bounded else 1,
+            fetch_size=100 if bounded else 4,
             record_factory=_number,
         )
         return CassandraSource(options)
