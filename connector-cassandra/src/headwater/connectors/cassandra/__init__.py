@@ -34,6 +34,7 @@ from headwater.connectors.cassandra._options import (
     RowFormat,
     WriteKind,
 )
+from headwater.connectors.cassandra._pipeline import pipeline_sink, pipeline_source
 from headwater.connectors.cassandra._sink import CassandraSink, Commit
 from headwater.connectors.cassandra._source import CassandraSource, CassandraSplit
 from headwater.connectors.cassandra.version import __version__
@@ -76,6 +77,8 @@ CONNECTOR = ConnectorSpec(
         "connection": CassandraConnectionOptions,
     },
     distribution="headwater-connector-cassandra",
+    pipeline_source=pipeline_source,
+    pipeline_sink=pipeline_sink,
 )
 """The entry point of the Cassandra connector (group ``headwater.connectors``)."""
 
