@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Benchmarks are loaded by path; with their directory on sys.path, benchmarks/cassandra.py would
+# shadow the cassandra package it measures.
+if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
+    del sys.path[0]
 
 
 def main(argv: list[str] | None = None) -> int:
