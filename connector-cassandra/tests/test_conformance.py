@@ -163,6 +163,8 @@ def _number(n: int) -> int:
 
 
 class TestCassandraSource(SourceTestSuiteBase):
+    timeout = 60.0  # the 4-row pages of the "unbounded" scan are slow on a loaded machine
+
     def test_metrics(self, external: SourceExternalContext) -> None:
         """The suite's metrics test without ``numBytesIn``.
 
