@@ -27,6 +27,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 NOT_BENCHMARKS = ("run", "report", "__init__")
+# Benchmarks are loaded by path; with their directory on sys.path, benchmarks/cassandra.py would
+# shadow the cassandra package it measures.
+if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
+    del sys.path[0]
 
 
 def available() -> list[str]:

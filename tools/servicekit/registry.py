@@ -328,6 +328,13 @@ _CASSANDRA_OPENS = (
     "sun.nio.ch",
     "jdk.internal.misc",
     "jdk.internal.ref",
+    # Preparing a statement measures it with jamm's measureDeep, which reflects into whatever
+    # the statement holds: text columns reach Charset, decimal/varint BigDecimal/BigInteger.
+    "java.nio.charset",
+    "java.math",
+    "java.util.regex",
+    "java.text",
+    "sun.nio.cs",
 )
 _CASSANDRA_EXPORTS = ("jdk.internal.misc", "jdk.internal.ref", "sun.nio.ch")
 
