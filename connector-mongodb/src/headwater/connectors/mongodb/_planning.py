@@ -59,15 +59,21 @@ async def plan_snapshot(
 async def _pagination_bounds(collection: AsyncCollection[Any], per_split: int) -> list[Any]:
     """Every ``per_split``-th ``_id`` in order (one query per split)."""
     bounds: list[Any] = []
-    query: dict[str, Any] = {}
+    lower: Any = MinKey()
     while True:
-        cursor = collection.find(query, {"_id": 1}).sort("_id", 1).skip(per_split).limit(1)
+        cursor = (
+            collection.find({}, {"_id": 1})
+            .sort("_id", 1)
+            .hint([("_id", 1)])
+            .min([("_id", lower)])  # index bounds follow BSON order across types
+            .skip(per_split)
+            .limit(1)
+        )
         found = await cursor.to_list(1)
         if not found:
             return bounds
-        bound = found[0]["_id"]
-        bounds.append(bound)
-        query = {"_id": {"$gte": bound}}
+        lower = found[0]["_id"]
+        bounds.append(lower)
 
 
 async def _collection_size(collection: AsyncCollection[Any]) -> tuple[int, int]:

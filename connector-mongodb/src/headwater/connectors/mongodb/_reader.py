@@ -116,42 +116,45 @@ class MongoSplitReader(SplitReader[RawBSONDocument, MongoSplit]):
         except PyMongoError as exc:
             raise translate(exc, f"reading split {split.split_id}", self._options) from exc
 
-    def _range_filter(self, split: MongoSplit) -> dict[str, Any]:
-        lower = {"$gt": split.last_id} if split.has_last else {"$gte": split.lower}
-        selected: dict[str, Any] = {"_id": {**lower, "$lt": split.upper}}
-        if self._options.filter:
-            return {"$and": [self._options.filter, selected]}
-        return selected
-
     async def _open_snapshot(
         self, split: MongoSplit
     ) -> AsyncCursor[RawBSONDocument] | AsyncCommandCursor[RawBSONDocument]:
+        """A cursor over the split's range in ``_id`` order.
+
+        The range is given as index bounds (``min``/``max`` on the ``_id`` index), which follow
+        BSON's order across types; a ``$gte``/``$lt`` filter would only match ``_id`` values of
+        the bounds' own type. After a restore the range starts at ``last_id`` (inclusive: the
+        fetch drops that document).
+        """
         options = self._options
         assert options.database is not None and options.collection is not None
         database = self._client().get_database(options.database, codec_options=RAW)
-        if split.snapshot_time is None:
-            return database[options.collection].find(
-                self._range_filter(split),
-                options.projection,
-                sort=[("_id", 1)],
-                batch_size=options.fetch_size,
-            )
+        lower = split.last_id if split.has_last else split.lower
         command: dict[str, Any] = {
             "find": options.collection,
-            "filter": self._range_filter(split),
+            "filter": options.filter or {},
             "sort": {"_id": 1},
+            "hint": {"_id": 1},
+            "min": {"_id": lower},
+            "max": {"_id": split.upper},
             "batchSize": options.fetch_size,
-            "readConcern": {"level": "snapshot", "atClusterTime": split.snapshot_time},
         }
         if options.projection:
             command["projection"] = options.projection
+        if split.snapshot_time is not None:
+            command["readConcern"] = {"level": "snapshot", "atClusterTime": split.snapshot_time}
         return await database.cursor_command(command, codec_options=RAW)
 
     async def _fetch_snapshot(self, split: MongoSplit) -> RecordsBySplit[RawBSONDocument]:
         if self._cursor is None:
             self._cursor = await self._open_snapshot(split)
+            self._skip = split.has_last
         cursor = self._cursor
         documents = await cursor.to_list(self._options.fetch_size)
+        if self._skip and documents:
+            self._skip = False
+            if documents[0]["_id"] == split.last_id:
+                documents = documents[1:]
         finished = [split.split_id] if not cursor.alive else []
         return RecordsBySplit(
             records={split.split_id: documents} if documents else {},
