@@ -27,7 +27,11 @@ from .mongo_helpers import ThrottledMongoSource
 
 def _mixed_documents() -> list[dict[str, Any]]:
     """Documents whose ``_id`` values are of several BSON types, with real Python values."""
-    ids: list[Any] = [*range(600), *(f"s{i:04d}" for i in range(300)), *(ObjectId() for _ in range(100))]
+    ids: list[Any] = [
+        *range(600),
+        *(f"s{i:04d}" for i in range(300)),
+        *(ObjectId() for _ in range(100)),
+    ]
     return [
         {"_id": i, "n": k, "at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=k),
          "price": Decimal128(Decimal(k) / 4), "pair": [k, -k]}
@@ -81,7 +85,9 @@ def test_a_split_resumes_inside_itself_after_a_savepoint(
     def job(restore: str | None, rate: float) -> StreamEnvironment:
         env = StreamEnvironment(
             parallelism=1,
-            checkpointing=CheckpointConfig(interval=timedelta(milliseconds=100), restore_from=restore),
+            checkpointing=CheckpointConfig(
+                interval=timedelta(milliseconds=100), restore_from=restore
+            ),
         )
         env.from_source(ThrottledMongoSource(options, rate=rate)).uid("mongo").sink_to(sink)
         return env
@@ -172,7 +178,9 @@ def _contents(collection: Any) -> dict[Any, Any]:
 
 def test_options_name_the_option_at_fault() -> None:
     with pytest.raises(ConfigurationError, match="startup_timestamp"):
-        MongoSourceOptions(uri="mongodb://h:1", database="d", collection="c", startup_mode="timestamp")
+        MongoSourceOptions(
+            uri="mongodb://h:1", database="d", collection="c", startup_mode="timestamp"
+        )
     with pytest.raises(ConfigurationError, match="database and collection"):
         MongoSourceOptions(uri="mongodb://h:1", database="d", startup_mode="snapshot")
     with pytest.raises(ConfigurationError, match="uri") as info:
