@@ -245,7 +245,7 @@ def _kill_run(
             "collection": "out",
             "guarantee": guarantee,
             "mode": "insert",
-        },  # fmt: skip
+        },
         kills=kills,
         min_uptime=1.2,
         max_uptime=2.4,

@@ -11,7 +11,6 @@ from typing import Any
 from headwater.connectors.mongodb import (
     MongoSink,
     MongoSinkOptions,
-    MongoSource,
     MongoSourceOptions,
 )
 from headwater.core import (
@@ -23,7 +22,7 @@ from headwater.core import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mongo_helpers import ThrottledMongoSource  # noqa: E402
+from mongo_helpers import ThrottledMongoSource
 
 
 def _env(checkpoint_dir: Path, parallelism: int) -> StreamEnvironment:

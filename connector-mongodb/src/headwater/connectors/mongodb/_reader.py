@@ -228,6 +228,11 @@ class MongoSplitReader(SplitReader[RawBSONDocument, MongoSplit]):
             await stream.close()
 
 
+def _decode(document: RawBSONDocument) -> dict[str, Any]:
+    """A raw document as ``dict`` (timezone-aware datetimes)."""
+    return bson.decode(cast("bytes", document.raw), CODEC_OPTIONS)
+
+
 def _millis(value: Any) -> int | None:
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
@@ -287,7 +292,7 @@ class MongoRecordEmitter(RecordEmitter[RawBSONDocument, T, MongoSplitState], Gen
         if self._output == "document":
             timestamps = [self._time(d, cluster) for d in elements]
             values, kept = self._deserializer.deserialize_timestamped(
-                [d.raw for d in elements],
+                [cast("bytes", d.raw) for d in elements],
                 timestamps,
                 position=lambda i: f"{split.split_id} _id={elements[i]['_id']!r}",
             )
@@ -303,7 +308,7 @@ class MongoRecordEmitter(RecordEmitter[RawBSONDocument, T, MongoSplitState], Gen
                 cluster_time=cluster,
                 namespace=self._namespace,
             )
-            for document in (bson.decode(d.raw, CODEC_OPTIONS) for d in elements)
+            for document in map(_decode, elements)
         ]
         self._collect_events(events, output)
 
@@ -313,13 +318,13 @@ class MongoRecordEmitter(RecordEmitter[RawBSONDocument, T, MongoSplitState], Gen
         if self._output == "document":
             with_document = [e for e in elements if e.get("fullDocument") is not None]
             values, kept = self._deserializer.deserialize_timestamped(
-                [e["fullDocument"].raw for e in with_document],
+                [cast("bytes", e["fullDocument"].raw) for e in with_document],
                 [self._time(e["fullDocument"], e["clusterTime"]) for e in with_document],
                 position=lambda i: f"{split.split_id} at {with_document[i]['clusterTime']}",
             )
             output.collect_batch(cast("list[T]", values), kept)
             return
-        events = [MongoChangeEvent.from_server(bson.decode(e.raw, CODEC_OPTIONS)) for e in elements]
+        events = [MongoChangeEvent.from_server(_decode(e)) for e in elements]
         self._collect_events(events, output)
 
     def _collect_events(self, events: list[MongoChangeEvent], output: ReaderOutput[T]) -> None:

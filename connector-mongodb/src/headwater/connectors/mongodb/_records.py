@@ -45,7 +45,8 @@ class MongoChangeEvent:
         full_document_before_change: the pre-image where the server has one, else ``None``.
         update_description: ``updatedFields`` / ``removedFields`` / ``truncatedArrays`` of an
             update, else ``None``.
-        cluster_time: the operation's cluster time (the snapshot's for snapshot reads).
+        cluster_time: the operation's cluster time (for snapshot reads: the snapshot's in
+            ``startup_mode='initial'``, ``None`` in a bounded snapshot).
         namespace: ``(database, collection)``.
     """
 
@@ -54,7 +55,7 @@ class MongoChangeEvent:
     full_document: Mapping[str, Any] | None
     full_document_before_change: Mapping[str, Any] | None
     update_description: Mapping[str, Any] | None
-    cluster_time: Timestamp
+    cluster_time: Timestamp | None
     namespace: tuple[str, str]
 
     @classmethod

@@ -15,6 +15,7 @@ job started without a checkpoint never meets an old marker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 import uuid
@@ -234,7 +235,7 @@ class _TransactionCommitter(Committer[MongoCommittable]):
                 continue
             try:
                 applied = await retry(
-                    lambda c=committable: self._commit(c), self._options.retry_policy
+                    functools.partial(self._commit, committable), self._options.retry_policy
                 )
             except RetryableError as exc:
                 log.warning("mongodb sink: commit will be retried: %s", exc)
@@ -294,50 +295,55 @@ class _TransactionCommitter(Committer[MongoCommittable]):
         number: int,
         writes: Sequence[MongoWrite],
     ) -> None:
-        options = self._options
-        assert options.database is not None
-        markers = client[options.database][options.marker_collection]
-        target = _collection(client, options)
+        """One transaction: the part's writes and the marker at (sequence, part).
+
+        A per-document error aborts the transaction; the writes the policy did not drop are
+        tried again in a new one.
+        """
         remaining = list(writes)
         while True:
-            rejected: list[MongoWrite] = []
-
-            async def apply(
-                session: AsyncClientSession, todo: list[MongoWrite] = remaining
-            ) -> None:
-                rejected.clear()
-                if (committable.sequence, number) <= await self._marker(
-                    client, committable.writer_id, session
-                ):
-                    return  # committed by an attempt whose answer was lost
-                if todo:
-                    outcome = await bulk_write(target, todo, self._policy, options.where, session)
-                    if outcome.failed:
-                        rejected.extend(outcome.retry)
-                        raise _Rejected
-                await markers.update_one(
-                    {"_id": committable.writer_id},
-                    {
-                        "$set": {
-                            "sequence": committable.sequence,
-                            "part": number,
-                            "at": datetime.now(UTC),
-                        }
-                    },
-                    upsert=True,
-                    session=session,
-                )
-
             try:
                 async with client.start_session() as session:
-                    await session.with_transaction(apply)
+                    await session.with_transaction(
+                        functools.partial(self._transaction, committable, number, remaining)
+                    )
                 return
-            except _Rejected:
-                remaining = list(rejected)  # documents refused by the policy are left out
+            except _Rejected as rejected:
+                remaining = rejected.retry
+
+    async def _transaction(
+        self,
+        committable: MongoCommittable,
+        number: int,
+        writes: list[MongoWrite],
+        session: AsyncClientSession,
+    ) -> None:
+        options = self._options
+        assert options.database is not None
+        client = session.client
+        if (committable.sequence, number) <= await self._marker(
+            client, committable.writer_id, session
+        ):
+            return  # committed by an attempt whose answer was lost
+        if writes:
+            target = _collection(client, options)
+            outcome = await bulk_write(target, writes, self._policy, options.where, session)
+            if outcome.failed:
+                raise _Rejected(outcome.retry)
+        await client[options.database][options.marker_collection].update_one(
+            {"_id": committable.writer_id},
+            {"$set": {"sequence": committable.sequence, "part": number, "at": datetime.now(UTC)}},
+            upsert=True,
+            session=session,
+        )
 
 
 class _Rejected(Exception):
-    """A transaction's bulk write had per-document errors: abort, retry without them."""
+    """A transaction's bulk write had per-document errors: abort, retry ``retry`` without them."""
+
+    def __init__(self, retry: list[MongoWrite]) -> None:
+        super().__init__(f"{len(retry)} writes to try again")
+        self.retry = retry
 
 
 class MongoSink(TwoPhaseCommittingSink[T, MongoCommittable], Generic[T]):

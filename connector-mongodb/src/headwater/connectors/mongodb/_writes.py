@@ -202,7 +202,7 @@ def refuse(
         raise FatalError(
             f"mongodb sink ({where}): the write of {write.describe()} failed: {reason}"
         )
-    payload = write.document.raw if write.document is not None else b""
+    payload = bytes(write.document.raw) if write.document is not None else b""
     letter = DeadLetter(payload=payload, error=reason, format="mongodb", position=write.describe())
     policy.handle(letter, FatalError(reason))
 
