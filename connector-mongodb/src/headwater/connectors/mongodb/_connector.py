@@ -7,6 +7,7 @@ from headwater.connectors.mongodb._options import (
     MongoSinkOptions,
     MongoSourceOptions,
 )
+from headwater.connectors.mongodb._pipeline import pipeline_sink, pipeline_source
 from headwater.connectors.mongodb._sink import MongoSink
 from headwater.connectors.mongodb._source import MongoSource
 from headwater.core import ConnectorSpec
@@ -20,4 +21,6 @@ CONNECTOR = ConnectorSpec(
     sink=MongoSink,
     options={"source": MongoSourceOptions, "sink": MongoSinkOptions, "lookup": MongoLookupOptions},
     distribution="headwater-connector-mongodb",
+    pipeline_source=pipeline_source,
+    pipeline_sink=pipeline_sink,
 )
