@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.connectors.base import pipeline_format
-from headwater.core import PipelineEndpoint
-
 from headwater.connectors.mongodb._options import MongoSinkOptions, MongoSourceOptions
 from headwater.connectors.mongodb._sink import MongoSink
 from headwater.connectors.mongodb._source import MongoSource
+from headwater.core import PipelineEndpoint
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
