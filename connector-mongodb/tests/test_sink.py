@@ -21,6 +21,7 @@ from headwater.connectors.mongodb import (
 from headwater.connectors.testing import run_with_kills
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import (
+    AsyncDataStream,
     CheckpointConfig,
     ConfigurationError,
     DeliveryGuarantee,
@@ -140,6 +141,21 @@ def test_refused_documents_go_to_the_policy_and_nothing_else_is_lost(
     assert "max_record_size_in_bytes" in reasons["_id 500"]
 
 
+def test_a_document_over_16_mib_goes_to_the_policy(
+    mongodb_service: RunningService, mongo: MongoClient, unique_name: str
+) -> None:
+    """MongoDB's own limit (the default max_record_size_in_bytes): the rest is written."""
+    letters: list[DeadLetter] = []
+    records = [{"_id": 1}, {"_id": 2, "blob": b"x" * (16 * 1024 * 1024 + 10)}, {"_id": 3}]
+    env = StreamEnvironment(parallelism=1)
+    env.from_collection(records).sink_to(
+        MongoSink(_sink(mongodb_service, unique_name), on_error=DeadLetterOnError(letters.append))
+    )
+    env.execute("too large")
+    assert sorted(d["_id"] for d in mongo[unique_name]["out"].find()) == [1, 3]
+    assert [letter.position for letter in letters] == ["key {'_id': 2}"]
+
+
 def test_a_refused_document_fails_the_job_by_default_naming_key_and_code(
     mongodb_service: RunningService, mongo: MongoClient, unique_name: str
 ) -> None:
@@ -224,6 +240,30 @@ async def test_lookup_finds_by_key_and_caches(
         assert await lookup(1) == {"_id": 1, "name": "c1"}  # cached within the TTL
     finally:
         await lookup.close()
+
+
+def test_lookup_enriches_a_stream_through_async_io(
+    mongodb_service: RunningService, mongo: MongoClient, unique_name: str
+) -> None:
+    mongo[unique_name]["customers"].insert_many([{"_id": i, "tier": i % 3} for i in range(50)])
+    lookup = MongoLookup(
+        MongoLookupOptions(
+            uri=mongodb_service.address, database=unique_name, collection="customers",
+            cache_size=20,
+        )
+    )  # fmt: skip
+
+    async def enrich(order: dict[str, Any]) -> dict[str, Any]:
+        customer = await lookup(order["customer"])
+        return {**order, "tier": customer["tier"] if customer else None}
+
+    orders = [{"order": i, "customer": i % 60} for i in range(400)]
+    env = StreamEnvironment(parallelism=2)
+    enriched = AsyncDataStream.unordered_wait(
+        env.from_collection(orders), enrich, timeout=timedelta(seconds=30)
+    )
+    got = sorted(enriched.execute_and_collect(), key=lambda r: r["order"])
+    assert got == [{**o, "tier": o["customer"] % 3 if o["customer"] < 50 else None} for o in orders]
 
 
 # -- process kills --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from typing import Any
@@ -19,7 +20,7 @@ class MongoLookup:
 
     Use it with ``AsyncDataStream.unordered_wait(stream, lambda r: lookup(r["customer"]), ...)``.
     With ``cache_size`` > 0, answers (misses too) are kept up to ``cache_ttl``, least recently
-    used first out. The client is created on the first call, on the job's event loop. Errors
+    used first out. The client is created on the first call on each event loop (a restarted job gets a new one). Errors
     are translated: network errors are :class:`RetryableError` (give the operator a retry
     strategy), others :class:`FatalError`.
 
@@ -30,6 +31,7 @@ class MongoLookup:
     def __init__(self, options: MongoLookupOptions) -> None:
         self.options = options
         self._client: AsyncMongoClient[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._cache: OrderedDict[Any, tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._ttl = options.cache_ttl.total_seconds()
 
@@ -51,8 +53,10 @@ class MongoLookup:
             if hit is not None and hit[0] > time.monotonic():
                 self._cache.move_to_end(key)
                 return hit[1]
-        if self._client is None:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a client serves one event loop
             self._client = connect(options)
+            self._loop = loop
         assert options.database is not None and options.collection is not None
         collection = self._client[options.database][options.collection]
         try:
