@@ -290,7 +290,11 @@ class MongoRecordEmitter(RecordEmitter[RawBSONDocument, T, MongoSplitState], Gen
     ) -> None:
         cluster = split.snapshot_time
         if self._output == "document":
-            timestamps = [self._time(d, cluster) for d in elements]
+            timestamps = (
+                [self._time(d, cluster) for d in elements]
+                if self._field is not None
+                else [cluster_time_millis(cluster) if cluster else None] * len(elements)
+            )
             values, kept = self._deserializer.deserialize_timestamped(
                 [cast("bytes", d.raw) for d in elements],
                 timestamps,
@@ -319,7 +323,9 @@ class MongoRecordEmitter(RecordEmitter[RawBSONDocument, T, MongoSplitState], Gen
             with_document = [e for e in elements if e.get("fullDocument") is not None]
             values, kept = self._deserializer.deserialize_timestamped(
                 [cast("bytes", e["fullDocument"].raw) for e in with_document],
-                [self._time(e["fullDocument"], e["clusterTime"]) for e in with_document],
+                [self._time(e["fullDocument"], e["clusterTime"]) for e in with_document]
+                if self._field is not None
+                else [cluster_time_millis(e["clusterTime"]) for e in with_document],
                 position=lambda i: f"{split.split_id} at {with_document[i]['clusterTime']}",
             )
             output.collect_batch(cast("list[T]", values), kept)
