@@ -1,0 +1,19 @@
+"""The registration of the file connector (entry point ``files``)."""
+
+from __future__ import annotations
+
+from headwater.core import ConnectorSpec
+
+from headwater.connectors.files._options import FileSinkOptions, FileSourceOptions
+from headwater.connectors.files._sink import FileSink
+
+__all__ = ["CONNECTOR"]
+
+CONNECTOR = ConnectorSpec(
+    identifier="files",
+    summary="Files on a local file system or S3: exactly-once part-file sink, continuous source.",
+    source=None,
+    sink=FileSink,
+    options={"sink": FileSinkOptions, "source": FileSourceOptions},
+    distribution="headwater-connector-files",
+)

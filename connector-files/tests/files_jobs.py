@@ -1,0 +1,106 @@
+"""Jobs of the file connector's kill tests (run by ``headwater.connectors.testing.jobrunner``).
+
+Records are ``expected_record(i)``: a test computes the same records directly and compares them
+with what the job published, record by record.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.files import (
+    FieldBucketAssigner,
+    FileSink,
+    FileSinkOptions,
+    LocalFileSystem,
+    ParquetFormat,
+    PendingFile,
+    ResumeState,
+)
+from headwater.core import CheckpointConfig, DataGenSource, ExponentialBackoffRestart, StreamEnvironment
+
+
+def expected_record(index: int) -> dict[str, Any]:
+    """The record number ``index`` of every kill-test job."""
+    # About 250 bytes: between two checkpoints more than a write buffer reaches each file, so a
+    # killed run leaves records past the checkpoint on disk for the restore to cut off.
+    return {"id": index, "group": index % 3, "name": f"record-{index}-" + "x" * 200, "value": index * 0.5}
+
+
+def _record(index: int, _rng: Any) -> dict[str, Any]:
+    return expected_record(index)
+
+
+class NoTruncateFileSystem(LocalFileSystem):
+    """A broken local file system that publishes in-progress files without cutting them back.
+
+    Records written after the restored checkpoint stay in the file: the kill test must see them
+    as duplicates, which proves it can.
+    """
+
+    def recover_for_commit(self, state: ResumeState) -> PendingFile | None:
+        """Publish the file as it is on disk."""
+        path = Path(state.storage["path"])
+        if not path.exists():
+            return None
+        return PendingFile(
+            final_path=state.final_path,
+            bucket=state.bucket,
+            records=state.records,
+            size=path.stat().st_size,
+            storage={"path": str(path)},
+        )
+
+
+def file_sink_job(
+    *,
+    checkpoint_dir: Path,
+    parallelism: int,
+    count: str,
+    rate: str,
+    out: str,
+    format: str = "json",
+    endpoint: str = "",
+    broken: str = "",
+) -> StreamEnvironment:
+    """``[0, count)`` records at ``rate``/s into a FileSink at ``out`` (a directory or s3:// URL).
+
+    JSON lines files span checkpoints (they roll by size, 200 ms checkpoints), so restores cut
+    in-progress files back; Parquet files roll at every checkpoint. ``broken=1`` uses
+    :class:`NoTruncateFileSystem`.
+    """
+    env = StreamEnvironment(
+        parallelism=parallelism,
+        checkpointing=CheckpointConfig(
+            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
+        ),
+        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
+    )
+    client = (
+        AwsClientOptions(
+            endpoint_url=endpoint, region="us-east-1", access_key_id="test", secret_access_key="test"
+        )
+        if endpoint
+        else None
+    )
+    options = FileSinkOptions(
+        path=out,
+        manifest=True,
+        max_part_size=256 * 1024,
+        rollover_interval=timedelta(minutes=10),
+        inactivity_interval=timedelta(minutes=10),
+        client=client,
+    )
+    sink: FileSink[dict[str, Any]] = FileSink(
+        options,
+        ParquetFormat() if format == "parquet" else None,
+        bucket_assigner=FieldBucketAssigner("group"),
+    )
+    if broken:
+        sink.filesystem = NoTruncateFileSystem()
+    source = DataGenSource(_record, count=int(count), rows_per_second=float(rate))
+    env.from_source(source).uid("records").sink_to(sink).uid("files")
+    return env
