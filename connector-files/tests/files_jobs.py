@@ -104,3 +104,32 @@ def file_sink_job(
     source = DataGenSource(_record, count=int(count), rows_per_second=float(rate))
     env.from_source(source).uid("records").sink_to(sink).uid("files")
     return env
+
+
+def conformance_sink_job(
+    *, checkpoint_dir: Path, parallelism: int, count: str, rate: str, out: str, endpoint: str = ""
+) -> StreamEnvironment:
+    """The sink suite's job: the integers ``[0, count)`` as JSON lines under ``out``."""
+    env = StreamEnvironment(
+        parallelism=parallelism,
+        checkpointing=CheckpointConfig(
+            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
+        ),
+        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
+    )
+    env.from_source(
+        DataGenSource(lambda i, _rng: i, count=int(count), rows_per_second=float(rate))
+    ).sink_to(FileSink(sink_options(out, endpoint)))
+    return env
+
+
+def sink_options(out: str, endpoint: str = "") -> FileSinkOptions:
+    """Options of a conformance sink: small files that span checkpoints, a manifest."""
+    client = (
+        AwsClientOptions(
+            endpoint_url=endpoint, region="us-east-1", access_key_id="test", secret_access_key="test"
+        )
+        if endpoint
+        else None
+    )
+    return FileSinkOptions(path=out, manifest=True, max_part_size=4096, client=client)

@@ -54,6 +54,8 @@ from headwater.connectors.files._rolling import (
 )
 from headwater.connectors.files._s3 import S3FileSystem
 from headwater.connectors.files._sink import FileSink
+from headwater.connectors.files._source import FileSource
+from headwater.connectors.files._splits import FileSplit
 from headwater.connectors.files.version import __version__
 
 __all__ = [
@@ -69,7 +71,9 @@ __all__ = [
     "FileInfo",
     "FileSink",
     "FileSinkOptions",
+    "FileSource",
     "FileSourceOptions",
+    "FileSplit",
     "FileSystem",
     "FunctionBucketAssigner",
     "InProgressFile",

@@ -6,13 +6,14 @@ from headwater.core import ConnectorSpec
 
 from headwater.connectors.files._options import FileSinkOptions, FileSourceOptions
 from headwater.connectors.files._sink import FileSink
+from headwater.connectors.files._source import FileSource
 
 __all__ = ["CONNECTOR"]
 
 CONNECTOR = ConnectorSpec(
     identifier="files",
     summary="Files on a local file system or S3: exactly-once part-file sink, continuous source.",
-    source=None,
+    source=FileSource,
     sink=FileSink,
     options={"sink": FileSinkOptions, "source": FileSourceOptions},
     distribution="headwater-connector-files",

@@ -220,6 +220,7 @@ class ParquetFormat(FileFormat):
             row group of each file.
         row_group_size: records per row group.
         compression: Parquet's column compression (``snappy``, ``zstd``, ``gzip``, ``none``).
+        columns: reading: the columns to read (projection); ``None`` reads all.
     """
 
     bulk = True
@@ -230,12 +231,14 @@ class ParquetFormat(FileFormat):
         *,
         row_group_size: int = 64 * 1024,
         compression: str = "snappy",
+        columns: Sequence[str] | None = None,
     ) -> None:
         if row_group_size <= 0:
             raise ConfigurationError("ParquetFormat: row_group_size must be positive")
         self.schema = schema
         self.row_group_size = row_group_size
         self.compression = compression
+        self.columns = tuple(columns) if columns is not None else None
 
     @property
     def suffix(self) -> str:
@@ -272,15 +275,16 @@ class AvroFileFormat(FileFormat):
     """Avro object container files (fastavro) with the given schema.
 
     Args:
-        schema: the Avro schema (a dict as parsed from JSON).
+        schema: the Avro schema (a dict as parsed from JSON); reading: the reader schema, ``None``
+            reads with each file's own schema (writing needs one).
         codec: the block codec (``null``, ``deflate``, ``snappy``...).
     """
 
     bulk = True
 
-    def __init__(self, schema: dict[str, Any], *, codec: str = "null") -> None:
+    def __init__(self, schema: dict[str, Any] | None = None, *, codec: str = "null") -> None:
         try:
-            self.parsed_schema = fastavro.parse_schema(schema)
+            self.parsed_schema = None if schema is None else fastavro.parse_schema(schema)
         except Exception as exc:
             raise ConfigurationError(f"AvroFileFormat: invalid schema: {exc}") from exc
         self.schema = schema
@@ -293,4 +297,6 @@ class AvroFileFormat(FileFormat):
 
     def open(self, file: InProgressFile) -> PartWriter:
         """A container-file writer."""
+        if self.parsed_schema is None:
+            raise ConfigurationError("AvroFileFormat: writing Avro files needs a schema")
         return _AvroPartWriter(file, self)

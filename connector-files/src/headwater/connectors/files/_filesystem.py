@@ -98,6 +98,14 @@ class InProgressFile(ABC):
         """Always true (file-object protocol)."""
         return True
 
+    def seekable(self) -> bool:
+        """Never: part files are written front to back (file-object protocol)."""
+        return False
+
+    def readable(self) -> bool:
+        """Never (file-object protocol)."""
+        return False
+
     @abstractmethod
     def persist(self) -> dict[str, Any]:
         """Make everything written durable; return the storage part of its :class:`ResumeState`."""

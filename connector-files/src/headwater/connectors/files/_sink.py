@@ -24,6 +24,7 @@ from headwater.core import (
     CommitRequest,
     Committer,
     CommittingSinkWriter,
+    ConfigurationError,
     ConnectorError,
     FatalError,
     JsonSerializer,
@@ -35,7 +36,12 @@ from headwater.core import (
 from typing_extensions import override
 
 from headwater.connectors.files._buckets import BasePathBucketAssigner, BucketAssigner
-from headwater.connectors.files._file_formats import FileFormat, PartWriter, RowFormat
+from headwater.connectors.files._file_formats import (
+    AvroFileFormat,
+    FileFormat,
+    PartWriter,
+    RowFormat,
+)
 from headwater.connectors.files._filesystem import FileSystem, PendingFile, ResumeState
 from headwater.connectors.files._manifest import write_manifest
 from headwater.connectors.files._options import FileSinkOptions
@@ -286,6 +292,8 @@ class FileSink(TwoPhaseCommittingSink[T, PendingFile], Generic[T]):
         if format is None:
             format = JsonFormat()
         self.format: FileFormat = format if isinstance(format, FileFormat) else RowFormat(format)
+        if isinstance(self.format, AvroFileFormat) and self.format.parsed_schema is None:
+            raise ConfigurationError("FileSink: AvroFileFormat needs a schema to write Avro files")
         self.bucket_assigner: BucketAssigner[Any] = bucket_assigner or BasePathBucketAssigner()
         if rolling_policy is not None:
             self.rolling_policy = rolling_policy
