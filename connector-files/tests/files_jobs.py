@@ -15,12 +15,15 @@ from headwater.connectors.files import (
     FieldBucketAssigner,
     FileSink,
     FileSinkOptions,
+    FileSource,
+    FileSourceOptions,
     LocalFileSystem,
     ParquetFormat,
     PendingFile,
     ResumeState,
 )
 from headwater.core import CheckpointConfig, DataGenSource, ExponentialBackoffRestart, StreamEnvironment
+from headwater.core.testing import FileTwoPhaseSink
 
 
 def expected_record(index: int) -> dict[str, Any]:
@@ -133,3 +136,31 @@ def sink_options(out: str, endpoint: str = "") -> FileSinkOptions:
         else None
     )
     return FileSinkOptions(path=out, manifest=True, max_part_size=4096, client=client)
+
+
+class ForgetfulFileSource(FileSource[Any]):
+    """A broken source that forgets, on restore, which files it has read: the source kill test
+    must see the files read again, which proves it can."""
+
+    def restore_enumerator(self, context: Any, state: Any) -> Any:
+        """A fresh enumerator, as if nothing had been read."""
+        return self.create_enumerator(context)
+
+
+def file_source_job(
+    *, checkpoint_dir: Path, parallelism: int, inp: str, out: str, broken: str = ""
+) -> StreamEnvironment:
+    """A continuous FileSource over ``inp`` (JSON lines) into core's exactly-once test sink."""
+    env = StreamEnvironment(
+        parallelism=parallelism,
+        checkpointing=CheckpointConfig(
+            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
+        ),
+        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
+    )
+    options = FileSourceOptions(
+        paths=(inp,), monitor_interval=timedelta(milliseconds=100), max_records_per_fetch=100
+    )
+    source = ForgetfulFileSource(options) if broken else FileSource(options)
+    env.from_source(source).uid("files").sink_to(FileTwoPhaseSink(out)).uid("out")
+    return env

@@ -58,7 +58,7 @@ from headwater.connectors.files._file_formats import (
     ParquetFormat,
     RowFormat,
 )
-from headwater.connectors.files._filesystem import FileInfo, FileSystem
+from headwater.connectors.files._filesystem import FileInfo, FileSystem, hidden
 from headwater.connectors.files._options import FileSourceOptions
 from headwater.connectors.files._splits import (
     FileSplit,
@@ -107,9 +107,11 @@ def _list_path(filesystem: FileSystem, path: str) -> list[FileInfo]:
     if path.startswith("s3://"):
         root = path[: min(path.find(c) for c in _GLOB if c in path)].rsplit("/", 1)[0]
         return [i for i in filesystem.list_files(root) if fnmatch.fnmatchcase(i.path, path)]
+    fixed = os.path.dirname(path[: min(path.find(c) for c in _GLOB if c in path)])
     found = []
     for match in sorted(glob.glob(path, recursive=True)):
-        if os.path.isfile(match):
+        relative = os.path.relpath(match, fixed or ".")
+        if os.path.isfile(match) and not any(hidden(p) for p in relative.split(os.sep)):
             found.extend(filesystem.list_files(match))
     return found
 
