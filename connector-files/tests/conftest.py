@@ -53,5 +53,7 @@ def s3_bucket(s3_client: Any, unique_name: str) -> Iterator[str]:
         for item in page.get("Contents", []):
             s3_client.delete_object(Bucket=name, Key=item["Key"])
     for upload in s3_client.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        s3_client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        s3_client.abort_multipart_upload(
+            Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
     s3_client.delete_bucket(Bucket=name)

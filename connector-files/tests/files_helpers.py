@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -53,9 +55,7 @@ def check_exactly_once(
     if leaked:
         problems.append(f"in-progress files visible: {leaked[:3]}")
     manifest = {entry.path: entry.records for entry in read_manifest(filesystem, root)}
-    visible = {
-        path[len(root) :].lstrip("/"): len(records) for path, records in files.items()
-    }
+    visible = {path[len(root) :].lstrip("/"): len(records) for path, records in files.items()}
     if manifest != visible:
         problems.append(
             f"the manifest disagrees with the files: only listed {sorted(set(manifest) - set(visible))[:3]}, "
@@ -63,3 +63,32 @@ def check_exactly_once(
             f"counts differ {[p for p in manifest if p in visible and manifest[p] != visible[p]][:3]}"
         )
     return problems
+
+
+def jobrunner_command(target: str, checkpoint_dir: Path, **params: str) -> list[str]:
+    """The command running ``target`` with connector-testing's job runner (parallelism 2)."""
+    command = [
+        sys.executable,
+        "-m",
+        "headwater.connectors.testing.jobrunner",
+        target,
+        "--checkpoint-dir",
+        str(checkpoint_dir),
+        "--parallelism",
+        "2",
+    ]
+    for key, value in params.items():
+        command += ["--param", f"{key}={value}"]
+    return command
+
+
+def checkpointed_since(checkpoint_dir: Path) -> Callable[[float], bool]:
+    """For ``kill_repeatedly(started=...)``: a run has started once it completed a checkpoint."""
+
+    def started(since: float) -> bool:
+        try:
+            return any(p.stat().st_mtime > since for p in checkpoint_dir.glob("chk-*"))
+        except FileNotFoundError:  # a checkpoint removed while listed: look again
+            return False
+
+    return started

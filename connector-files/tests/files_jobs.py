@@ -22,7 +22,12 @@ from headwater.connectors.files import (
     PendingFile,
     ResumeState,
 )
-from headwater.core import CheckpointConfig, DataGenSource, ExponentialBackoffRestart, StreamEnvironment
+from headwater.core import (
+    CheckpointConfig,
+    DataGenSource,
+    ExponentialBackoffRestart,
+    StreamEnvironment,
+)
 from headwater.core.testing import FileTwoPhaseSink
 
 
@@ -30,7 +35,12 @@ def expected_record(index: int) -> dict[str, Any]:
     """The record number ``index`` of every kill-test job."""
     # About 250 bytes: between two checkpoints more than a write buffer reaches each file, so a
     # killed run leaves records past the checkpoint on disk for the restore to cut off.
-    return {"id": index, "group": index % 3, "name": f"record-{index}-" + "x" * 200, "value": index * 0.5}
+    return {
+        "id": index,
+        "group": index % 3,
+        "name": f"record-{index}-" + "x" * 200,
+        "value": index * 0.5,
+    }
 
 
 def _record(index: int, _rng: Any) -> dict[str, Any]:
@@ -84,7 +94,10 @@ def file_sink_job(
     )
     client = (
         AwsClientOptions(
-            endpoint_url=endpoint, region="us-east-1", access_key_id="test", secret_access_key="test"
+            endpoint_url=endpoint,
+            region="us-east-1",
+            access_key_id="test",
+            secret_access_key="test",
         )
         if endpoint
         else None
@@ -130,7 +143,10 @@ def sink_options(out: str, endpoint: str = "") -> FileSinkOptions:
     """Options of a conformance sink: small files that span checkpoints, a manifest."""
     client = (
         AwsClientOptions(
-            endpoint_url=endpoint, region="us-east-1", access_key_id="test", secret_access_key="test"
+            endpoint_url=endpoint,
+            region="us-east-1",
+            access_key_id="test",
+            secret_access_key="test",
         )
         if endpoint
         else None

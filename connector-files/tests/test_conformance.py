@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from datetime import timedelta
@@ -28,8 +29,8 @@ from headwater.connectors.testing import (
     SourceExternalContext,
     SourceTestSuiteBase,
 )
-from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.connectors.testing._suites import _collect_unbounded
+from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import CollectSink, DeliveryGuarantee, Sink, Source
 
 FILES = 4
@@ -41,14 +42,18 @@ watermark of the others, and the suite's event-time windows drop them as late)."
 class _Place:
     """A directory or an S3 prefix, with the connector's file system to read it."""
 
-    def __init__(self, root: str, filesystem: FileSystem, s3: Any = None, endpoint: str = "") -> None:
+    def __init__(
+        self, root: str, filesystem: FileSystem, s3: Any = None, endpoint: str = ""
+    ) -> None:
         self.root = root
         self.filesystem = filesystem
         self.s3 = s3
         self.endpoint = endpoint
         self.client = (
             AwsClientOptions(
-                endpoint_url=endpoint, region="us-east-1", access_key_id="test",
+                endpoint_url=endpoint,
+                region="us-east-1",
+                access_key_id="test",
                 secret_access_key="test",
             )
             if endpoint
@@ -90,7 +95,9 @@ class FilesSinkContext(SinkExternalContext):
 
     def read_back(self) -> list[Any]:
         files = published(self.place.filesystem, self.place.root)
-        manifest = {e.path: e.records for e in read_manifest(self.place.filesystem, self.place.root)}
+        manifest = {
+            e.path: e.records for e in read_manifest(self.place.filesystem, self.place.root)
+        }
         assert manifest == {
             p[len(self.place.root) :].lstrip("/"): len(r) for p, r in files.items()
         }, "the manifest disagrees with the files"
@@ -118,7 +125,7 @@ class FilesSourceContext(SourceExternalContext):
     def write_test_data(self, records: Sequence[Any]) -> None:
         share = max(1, len(records) // (2 * FILES))
         cuts = [i * share for i in range(FILES)] + [len(records)]
-        for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        for n, (a, b) in enumerate(itertools.pairwise(cuts)):
             lines = "".join(json.dumps(r) + "\n" for r in records[a:b]).encode()
             self.place.put(f"batch-{self.written}/file-{n}.jsonl", lines)
         self.written += 1
@@ -157,15 +164,21 @@ class TestFilesSourceConformance(SourceTestSuiteBase):
         external.write_test_data(records[: self.count // 2])
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=2,
-            until=lambda got: len(got) >= self.count // 4, timeout=self.timeout,
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            until=lambda got: len(got) >= self.count // 4,
+            timeout=self.timeout,
             savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
         external.write_test_data(records[self.count // 2 :])
         _collect_unbounded(
-            external.create_source(bounded=False), sink, parallelism=2,
-            restore_from=str(savepoint), until=lambda got: len(got) >= self.count,
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            restore_from=str(savepoint),
+            until=lambda got: len(got) >= self.count,
             timeout=self.timeout,
         )
         combined = sink.results()

@@ -11,33 +11,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from files_helpers import check_exactly_once
+from files_helpers import check_exactly_once, checkpointed_since, jobrunner_command
 from files_jobs import expected_record
-from headwater.connectors.files import FileSystem, LocalFileSystem, S3FileSystem
-from headwater.connectors.testing import run_with_kills
 from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.files import FileSystem, LocalFileSystem, S3FileSystem
 from headwater.connectors.testing.pytest_plugin import RunningService
+from headwater.core.testing import kill_repeatedly
 
-COUNT = 30_000
+COUNT = 20_000
 RATE = 1500
 KILLS = 10
-# A run's process needs 1-5 s (loaded machine) to import boto3 and pyarrow and start the job: kill
-# it later than that, or the kills prove nothing (see _check_progress).
-UPTIME = (3.5, 6.0)
+UPTIME = (0.3, 1.2)
+"""Seconds a run lives after its first checkpoint (the imports alone take 1-5 s here)."""
 
 
 def _run(tmp_path: Path, out: str, *, kills: int = KILLS, seed: int = 1, **params: str) -> None:
-    report = run_with_kills(
-        "files_jobs:file_sink_job",
-        checkpoint_dir=tmp_path / "checkpoints",
-        parallelism=2,
-        restart_parallelism=2,
-        params={"count": str(COUNT), "rate": str(RATE), "out": out, **params},
+    checkpoints = tmp_path / "checkpoints"
+    command = jobrunner_command(
+        "files_jobs:file_sink_job", checkpoints, count=str(COUNT), rate=str(RATE), out=out, **params
+    )
+    report = kill_repeatedly(
+        command,
         kills=kills,
-        min_uptime=UPTIME[0],
-        max_uptime=UPTIME[1],
+        uptime=UPTIME,
         timeout=180,
         seed=seed,
+        started=checkpointed_since(checkpoints),
     )
     report.check(kills)
 
@@ -49,7 +48,9 @@ def _expected() -> list[dict[str, Any]]:
 def _check_progress(filesystem: FileSystem, out: str, kills: int) -> None:
     """Most killed runs published files of their own (part names carry a token per run)."""
     runs = {Path(info.path).name.split("-")[1] for info in filesystem.list_files(out)}
-    assert len(runs) > kills // 3, f"only {len(runs)} runs published anything: the kills came too early"
+    assert len(runs) > kills // 3, (
+        f"only {len(runs)} runs published anything: the kills came too early"
+    )
 
 
 @pytest.mark.slow

@@ -69,7 +69,10 @@ def test_json_lines_round_trip_record_by_record(tmp_path: Path, compression: Com
 
 def test_csv_and_text_files_read_by_standard_readers(tmp_path: Path) -> None:
     rows = [{"a": str(i), "b": f"x,{i}"} for i in range(500)]
-    _write(rows, FileSink(FileSinkOptions(path=str(tmp_path / "csv")), CsvFormat(fieldnames=("a", "b"))))
+    _write(
+        rows,
+        FileSink(FileSinkOptions(path=str(tmp_path / "csv")), CsvFormat(fieldnames=("a", "b"))),
+    )
     lines = [f"line {i} é" for i in range(500)]
     _write(lines, FileSink(FileSinkOptions(path=str(tmp_path / "text")), TextFormat()))
     got_rows = []
@@ -78,7 +81,9 @@ def test_csv_and_text_files_read_by_standard_readers(tmp_path: Path) -> None:
             got_rows += [dict(zip(("a", "b"), row, strict=True)) for row in csv.reader(f)]
     assert sorted(got_rows, key=lambda r: int(r["a"])) == rows
     got_lines = [
-        line for path in (tmp_path / "text").glob("*.txt") for line in path.read_text("utf-8").splitlines()
+        line
+        for path in (tmp_path / "text").glob("*.txt")
+        for line in path.read_text("utf-8").splitlines()
     ]
     assert sorted(got_lines) == sorted(lines)
 
@@ -97,7 +102,10 @@ def test_parquet_keeps_datetimes_and_decimals(tmp_path: Path) -> None:
         {"id": i, "at": start + timedelta(seconds=i), "amount": Decimal(i) / 4, "name": f"n{i}"}
         for i in range(COUNT)
     ]
-    _write(records, FileSink(FileSinkOptions(path=str(tmp_path)), ParquetFormat(schema, row_group_size=500)))
+    _write(
+        records,
+        FileSink(FileSinkOptions(path=str(tmp_path)), ParquetFormat(schema, row_group_size=500)),
+    )
     got = []
     for path in tmp_path.glob("*.parquet"):
         table = pq.read_table(path)
@@ -119,7 +127,11 @@ def test_avro_container_files(tmp_path: Path) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     records = [{"id": i, "at": start + timedelta(seconds=i), "name": f"n{i}"} for i in range(COUNT)]
     _write(records, FileSink(FileSinkOptions(path=str(tmp_path)), AvroFileFormat(schema)))
-    got = [r for path in tmp_path.glob("*.avro") for r in fastavro.reader(io.BytesIO(path.read_bytes()))]
+    got = [
+        r
+        for path in tmp_path.glob("*.avro")
+        for r in fastavro.reader(io.BytesIO(path.read_bytes()))
+    ]
     assert sorted(got, key=lambda r: r["id"]) == records
 
 
@@ -129,7 +141,9 @@ def test_row_files_roll_by_size(tmp_path: Path) -> None:
     count, limit = 20_000, 150_000
     env = StreamEnvironment(parallelism=1)
     source = DataGenSource(lambda i, _r: {"id": i, "pad": "z" * 80}, count=count)
-    env.from_source(source).sink_to(FileSink(FileSinkOptions(path=str(tmp_path), max_part_size=limit)))
+    env.from_source(source).sink_to(
+        FileSink(FileSinkOptions(path=str(tmp_path), max_part_size=limit))
+    )
     env.execute("rolling by size")
     sizes = sorted(p.stat().st_size for p in tmp_path.glob("*.jsonl"))
     batch = 1000 * 110
@@ -180,13 +194,19 @@ def test_field_buckets_are_hive_style(tmp_path: Path) -> None:
     for path, rows in published(LocalFileSystem(), str(tmp_path)).items():
         parts = Path(path).relative_to(tmp_path).parts
         for row in rows:
-            assert parts[:2] == (f"country={row['country'].replace('/', '%2F')}", f"kind={row['kind']}")
+            assert parts[:2] == (
+                f"country={row['country'].replace('/', '%2F')}",
+                f"kind={row['kind']}",
+            )
     assert sum(len(r) for r in published(LocalFileSystem(), str(tmp_path)).values()) == 300
 
 
 def test_part_names_prefix_suffix_and_manifest(tmp_path: Path) -> None:
     options = FileSinkOptions(
-        path=str(tmp_path), part_prefix="events", part_suffix=".json", manifest=True,
+        path=str(tmp_path),
+        part_prefix="events",
+        part_suffix=".json",
+        manifest=True,
         max_part_size=5000,
     )
     _write(_records(), FileSink(options))
@@ -213,7 +233,9 @@ def test_a_directory_that_cannot_be_created_is_named(tmp_path: Path) -> None:
 def test_a_missing_bucket_is_named_and_secrets_are_not(s3_options: AwsClientOptions) -> None:
     secret = "hw-secret-4f1c9e"
     client = AwsClientOptions(
-        endpoint_url=s3_options.endpoint_url, region="us-east-1", access_key_id="test",
+        endpoint_url=s3_options.endpoint_url,
+        region="us-east-1",
+        access_key_id="test",
         secret_access_key=secret,
     )
     sink: FileSink[Any] = FileSink(FileSinkOptions(path="s3://hw-no-such-bucket/x", client=client))
@@ -247,7 +269,9 @@ def test_s3_multipart_parts_and_round_trip(
     root = f"s3://{s3_bucket}/big"
     options = FileSinkOptions(path=root, client=s3_options, manifest=True)
     _write(records, FileSink(options), parallelism=1)
-    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="big/")["Contents"]]
+    keys = [
+        o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="big/")["Contents"]
+    ]
     data_keys = [k for k in keys if "/_manifest/" not in k]
     assert len(data_keys) == 1
     head = s3_client.head_object(Bucket=s3_bucket, Key=data_keys[0], PartNumber=1)

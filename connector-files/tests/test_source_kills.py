@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from files_helpers import checkpointed_since, jobrunner_command
 from headwater.core.testing import kill_repeatedly, read_records
 
 FILES = 120
@@ -24,7 +24,7 @@ LINES = 200
 
 
 def _writer(directory: Path, stop: threading.Event) -> threading.Thread:
-    """Adds FILES files of LINES JSON lines, one every 0.4 s, each moved in whole."""
+    """Adds FILES files of LINES JSON lines, one every 0.25 s, each moved in whole."""
 
     def run() -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def _writer(directory: Path, stop: threading.Event) -> threading.Thread:
             staged = directory / f".f-{k:05d}.tmp"
             staged.write_text(lines)
             os.replace(staged, directory / f"f-{k:05d}.jsonl")
-            time.sleep(0.4)
+            time.sleep(0.25)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -43,12 +43,13 @@ def _writer(directory: Path, stop: threading.Event) -> threading.Thread:
 
 
 def _command(tmp_path: Path, broken: str) -> list[str]:
-    return [
-        sys.executable, "-m", "headwater.connectors.testing.jobrunner", "files_jobs:file_source_job",
-        "--checkpoint-dir", str(tmp_path / "checkpoints"), "--parallelism", "2",
-        "--param", f"inp={tmp_path / 'in'}", "--param", f"out={tmp_path / 'out'}",
-        "--param", f"broken={broken}",
-    ]
+    return jobrunner_command(
+        "files_jobs:file_source_job",
+        tmp_path / "checkpoints",
+        inp=str(tmp_path / "in"),
+        out=str(tmp_path / "out"),
+        broken=broken,
+    )
 
 
 def _run(tmp_path: Path, kills: int, broken: str = "") -> Counter[int]:
@@ -56,7 +57,12 @@ def _run(tmp_path: Path, kills: int, broken: str = "") -> Counter[int]:
     writer = _writer(tmp_path / "in", stop)
     try:
         report = kill_repeatedly(
-            _command(tmp_path, broken), kills=kills, uptime=(4.5, 7.0), timeout=3.0, seed=5
+            _command(tmp_path, broken),
+            kills=kills,
+            uptime=(0.5, 2.5),
+            timeout=3.0,
+            seed=5,
+            started=checkpointed_since(tmp_path / "checkpoints"),
         )
         assert report.kills == kills, report.stderr[-2000:]
     finally:

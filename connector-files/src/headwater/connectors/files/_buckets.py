@@ -82,7 +82,9 @@ class DateTimeBucketAssigner(BucketAssigner[T]):
         try:
             self.zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
         except Exception as exc:
-            raise ConfigurationError(f"DateTimeBucketAssigner: unknown timezone {timezone!r}") from exc
+            raise ConfigurationError(
+                f"DateTimeBucketAssigner: unknown timezone {timezone!r}"
+            ) from exc
         self.format = format
         self.timestamp = timestamp
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from headwater.core import ConnectorSpec
-
 from headwater.connectors.files._options import FileSinkOptions, FileSourceOptions
+from headwater.connectors.files._pipeline import files_sink, files_source
 from headwater.connectors.files._sink import FileSink
 from headwater.connectors.files._source import FileSource
+from headwater.core import ConnectorSpec
 
 __all__ = ["CONNECTOR"]
 
@@ -17,4 +17,6 @@ CONNECTOR = ConnectorSpec(
     sink=FileSink,
     options={"sink": FileSinkOptions, "source": FileSourceOptions},
     distribution="headwater-connector-files",
+    pipeline_source=files_source,
+    pipeline_sink=files_sink,
 )

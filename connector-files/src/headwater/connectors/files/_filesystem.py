@@ -91,7 +91,7 @@ class InProgressFile(ABC):
     def tell(self) -> int:
         """Bytes written so far."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - a no-op on purpose
         """Nothing to do: durability is :meth:`persist`'s job."""
 
     def writable(self) -> bool:
@@ -146,8 +146,11 @@ class FileSystem(ABC):
 
     @abstractmethod
     def list_files(self, root: str) -> Iterator[FileInfo]:
-        """Every visible file under ``root``, recursively (names starting with ``.`` or ``_``,
-        and directories named so, are hidden: in-progress files, manifests)."""
+        """Every visible file under ``root``, recursively.
+
+        Names starting with ``.`` or ``_`` (files and directories) are hidden: in-progress
+        files, manifests.
+        """
 
     @abstractmethod
     def open_read(self, path: str, start: int = 0) -> BinaryIO:

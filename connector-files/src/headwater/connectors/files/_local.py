@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from headwater.core import ConfigurationError
-
 from headwater.connectors.files._filesystem import (
     FileInfo,
     FileSystem,
@@ -18,6 +16,7 @@ from headwater.connectors.files._filesystem import (
     ResumeState,
     hidden,
 )
+from headwater.core import ConfigurationError
 
 __all__ = ["LocalFileSystem"]
 
@@ -55,7 +54,7 @@ class _LocalInProgressFile(InProgressFile):
         return {"path": str(self.path), "length": self._file.tell()}
 
     def close_for_commit(self) -> dict[str, Any]:
-        """fsync and close."""
+        """Fsync and close."""
         self.persist()
         self._file.close()
         self.closed = True

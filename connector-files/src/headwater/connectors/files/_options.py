@@ -6,11 +6,10 @@ from datetime import timedelta
 
 from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.base import OptionsModel
-from pydantic import Field, model_validator
-
 from headwater.connectors.files._filesystem import FileSystem
 from headwater.connectors.files._local import LocalFileSystem
 from headwater.connectors.files._s3 import MIN_PART_SIZE, S3FileSystem
+from pydantic import Field, model_validator
 
 __all__ = ["FileSinkOptions", "FileSourceOptions", "filesystem_for"]
 

@@ -76,10 +76,9 @@ class DefaultRollingPolicy(RollingPolicy):
 
     def should_roll_on_processing_time(self, part: PartFileInfo, now_ms: int) -> bool:
         """When the file is old enough or idle long enough."""
-        return (
-            now_ms - part.created_ms >= self.rollover_interval / timedelta(milliseconds=1)
-            or now_ms - part.last_updated_ms >= self.inactivity_interval / timedelta(milliseconds=1)
-        )
+        return now_ms - part.created_ms >= self.rollover_interval / timedelta(
+            milliseconds=1
+        ) or now_ms - part.last_updated_ms >= self.inactivity_interval / timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,6 @@ from typing import Any, BinaryIO
 
 from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.aws._aws import error_code, translate
-from headwater.core import ConfigurationError
-
 from headwater.connectors.files._filesystem import (
     FileInfo,
     FileSystem,
@@ -28,6 +26,7 @@ from headwater.connectors.files._filesystem import (
     ResumeState,
     hidden,
 )
+from headwater.core import ConfigurationError
 
 __all__ = ["MIN_PART_SIZE", "S3FileSystem", "split_s3_url"]
 
@@ -152,7 +151,9 @@ class S3FileSystem(FileSystem):
 
     def recover_for_commit(self, state: ResumeState) -> PendingFile | None:
         """Upload the checkpointed tail as the last part; ``None`` if already completed."""
-        file = _S3InProgressFile.resumed(self.client, state.final_path, state.storage, self.part_size)
+        file = _S3InProgressFile.resumed(
+            self.client, state.final_path, state.storage, self.part_size
+        )
         try:
             storage = file.close_for_commit()
         except Exception as exc:

@@ -1,5 +1,4 @@
-"""The file source (FLIP-27): an enumerator that lists (and keeps watching) paths, readers that
-read splits from their saved offsets.
+"""The file source (FLIP-27): an enumerator that lists paths, readers that resume at offsets.
 
 Bounded: the paths are listed once; every file's splits are handed out on request and the
 readers end. Continuous (``monitor_interval`` set): the paths are listed again at that interval
@@ -35,22 +34,6 @@ from headwater.connectors.base import (
     SourceReaderBase,
     SplitFetcherManager,
 )
-from headwater.core import (
-    Boundedness,
-    ConnectorError,
-    FatalError,
-    JsonSerializer,
-    ReaderOutput,
-    SerializationError,
-    Source,
-    SourceReader,
-    SourceReaderContext,
-    SplitEnumerator,
-    SplitEnumeratorContext,
-    VersionedSerializer,
-)
-from typing_extensions import override
-
 from headwater.connectors.files._file_formats import (
     AvroFileFormat,
     Compression,
@@ -66,6 +49,21 @@ from headwater.connectors.files._splits import (
     split_from_json,
     split_to_json,
 )
+from headwater.core import (
+    Boundedness,
+    ConnectorError,
+    FatalError,
+    JsonSerializer,
+    ReaderOutput,
+    SerializationError,
+    Source,
+    SourceReader,
+    SourceReaderContext,
+    SplitEnumerator,
+    SplitEnumeratorContext,
+    VersionedSerializer,
+)
+from typing_extensions import override
 
 __all__ = ["FileSource"]
 
@@ -108,7 +106,7 @@ def _list_path(filesystem: FileSystem, path: str) -> list[FileInfo]:
         root = path[: min(path.find(c) for c in _GLOB if c in path)].rsplit("/", 1)[0]
         return [i for i in filesystem.list_files(root) if fnmatch.fnmatchcase(i.path, path)]
     fixed = os.path.dirname(path[: min(path.find(c) for c in _GLOB if c in path)])
-    found = []
+    found: list[FileInfo] = []
     for match in sorted(glob.glob(path, recursive=True)):
         relative = os.path.relpath(match, fixed or ".")
         if os.path.isfile(match) and not any(hidden(p) for p in relative.split(os.sep)):
@@ -209,7 +207,7 @@ class _SplitState:
 
 
 class _LineCursor:
-    """Reads the lines of a byte range [offset, end) of an uncompressed file, a block at a time.
+    r"""Reads the lines of a byte range [offset, end) of an uncompressed file, a block at a time.
 
     Lines come without their ``\n``; each one advances the position by its length plus one.
     """
@@ -284,7 +282,9 @@ class _FileSplitReader(BlockingSplitReader[Any, FileSplit]):
         except (ConnectorError, SerializationError):
             raise
         except Exception as exc:
-            raise FatalError(f"files: cannot read {split.path}: {type(exc).__name__}: {exc}") from exc
+            raise FatalError(
+                f"files: cannot read {split.path}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _decode_whole(self, split: FileSplit, data: bytes) -> list[Any]:
         format = self._source.format
@@ -365,7 +365,9 @@ class _FileEmitter(RecordEmitter[Any, Any, _SplitState]):
         self._deserializer = deserializer
 
     @override
-    def emit_record(self, element: Any, output: ReaderOutput[Any], split_state: _SplitState) -> None:
+    def emit_record(
+        self, element: Any, output: ReaderOutput[Any], split_state: _SplitState
+    ) -> None:
         self.emit_batch([element], output, split_state)
 
     @override
@@ -409,7 +411,9 @@ class FileSource(Source[T, FileSplit, _EnumeratorState], Generic[T]):
             is the reader schema).
     """
 
-    def __init__(self, options: FileSourceOptions, format: FileFormat | Format[Any] | None = None) -> None:
+    def __init__(
+        self, options: FileSourceOptions, format: FileFormat | Format[Any] | None = None
+    ) -> None:
         self.options = options
         if format is None:
             format = JsonFormat()
@@ -449,7 +453,9 @@ class FileSource(Source[T, FileSplit, _EnumeratorState], Generic[T]):
 
     @override
     def split_serializer(self) -> VersionedSerializer[FileSplit]:
-        return JsonSerializer(version=_STATE_VERSION, to_json=split_to_json, from_json=split_from_json)
+        return JsonSerializer(
+            version=_STATE_VERSION, to_json=split_to_json, from_json=split_from_json
+        )
 
     @override
     def enumerator_state_serializer(self) -> VersionedSerializer[_EnumeratorState]:

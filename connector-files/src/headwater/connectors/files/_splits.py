@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from headwater.connectors.files._file_formats import Compression, FileFormat, ParquetFormat, RowFormat
+from headwater.connectors.files._file_formats import (
+    Compression,
+    FileFormat,
+    ParquetFormat,
+    RowFormat,
+)
 from headwater.connectors.files._filesystem import FileInfo, FileSystem
 
 __all__ = ["FileSplit", "plan_splits", "split_from_json", "split_to_json"]
@@ -90,16 +94,26 @@ def plan_splits(
             groups = pq.ParquetFile(source).metadata.num_row_groups
         return [
             FileSplit(
-                path=info.path, start=g, end=None, offset=0, unit="row_group",
+                path=info.path,
+                start=g,
+                end=None,
+                offset=0,
+                unit="row_group",
                 modified_ms=info.modified_ms,
             )
             for g in range(groups)
         ]
-    splittable = isinstance(format, RowFormat) and Compression.of_path(info.path) is Compression.NONE
+    splittable = (
+        isinstance(format, RowFormat) and Compression.of_path(info.path) is Compression.NONE
+    )
     if not splittable:
         return [
             FileSplit(
-                path=info.path, start=0, end=None, offset=0, unit="record",
+                path=info.path,
+                start=0,
+                end=None,
+                offset=0,
+                unit="record",
                 modified_ms=info.modified_ms,
             )
         ]
