@@ -98,7 +98,7 @@ class FileSourceOptions(OptionsModel):
         description="Uncompressed line files larger than this are read as byte ranges of this size.",
     )
     max_records_per_fetch: int = Field(
-        default=2000, gt=0, description="Records read from a file per fetch."
+        default=10_000, gt=0, description="Records read from a file per fetch."
     )
     mtime_lookback: timedelta = Field(
         default=timedelta(minutes=10),

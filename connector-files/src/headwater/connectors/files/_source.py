@@ -69,7 +69,7 @@ __all__ = ["FileSource"]
 
 T = TypeVar("T")
 _STATE_VERSION = 1
-_READ_BLOCK = 1 << 20
+_READ_BLOCK = 256 * 1024
 _GLOB = ("*", "?", "[")
 
 
@@ -207,44 +207,56 @@ class _SplitState:
 
 
 class _LineCursor:
-    r"""Reads the lines of a byte range [offset, end) of an uncompressed file, a block at a time.
+    """Reads the lines of a byte range [offset, end) of an uncompressed file, a block at a time.
 
-    Lines come without their ``\n``; each one advances the position by its length plus one.
+    Lines come without their newline; each one advances the position by its length plus one.
+    Lines are handed out in slices (no per-line Python work but at the end of the range).
     """
 
     def __init__(self, stream: BinaryIO, offset: int, end: int) -> None:
         self._stream = stream
         self.position = offset
         self._end = end
-        self._lines: deque[bytes] = deque()
+        self._lines: list[bytes] = []
+        self._next = 0
         self._carry = b""
         self._eof = False
 
     def _fill(self) -> None:
-        while not self._lines and not self._eof:
+        while self._next >= len(self._lines) and not self._eof:
             block = self._stream.read(_READ_BLOCK)
+            self._next = 0
             if not block:
                 self._eof = True
-                if self._carry:
-                    self._lines.append(self._carry)
-                    self._carry = b""
+                self._lines = [self._carry] if self._carry else []
+                self._carry = b""
                 return
-            pieces = (self._carry + block).split(b"\n")
-            self._carry = pieces.pop()
-            self._lines.extend(pieces)
+            self._lines = (self._carry + block).split(b"\n")
+            self._carry = self._lines.pop()
 
     def read(self, limit: int) -> tuple[list[bytes], bool]:
         """Up to ``limit`` lines starting before ``end``; whether the range is done."""
-        lines: list[bytes] = []
-        while len(lines) < limit and self.position < self._end:
+        taken: list[bytes] = []
+        while len(taken) < limit and self.position < self._end:
             self._fill()
-            if not self._lines:
+            if self._next >= len(self._lines):
                 break
-            line = self._lines.popleft()
-            lines.append(line)
-            self.position += len(line) + 1
-        done = self.position >= self._end or (self._eof and not self._lines)
-        return lines, done
+            lines = self._lines[self._next : self._next + limit - len(taken)]
+            advance = sum(map(len, lines)) + len(lines)
+            if self.position + advance - len(lines[-1]) - 1 >= self._end:
+                # The range ends inside this slice: keep the lines that start before it.
+                kept = 0
+                for line in lines:
+                    if self.position >= self._end:
+                        break
+                    self.position += len(line) + 1
+                    kept += 1
+                lines, advance = lines[:kept], 0
+            self._next += len(lines)
+            self.position += advance
+            taken.extend(lines)
+        done = self.position >= self._end or (self._eof and self._next >= len(self._lines))
+        return taken, done
 
 
 class _FileSplitReader(BlockingSplitReader[Any, FileSplit]):
