@@ -68,6 +68,25 @@ class NoTruncateFileSystem(LocalFileSystem):
         )
 
 
+def moto_client(endpoint: str) -> AwsClientOptions | None:
+    """Client options of the moto server at ``endpoint`` (``None`` for local paths)."""
+    if not endpoint:
+        return None
+    return AwsClientOptions(
+        endpoint_url=endpoint, region="us-east-1", access_key_id="test", secret_access_key="test"
+    )
+
+
+def _environment(checkpoint_dir: Path, parallelism: int) -> StreamEnvironment:
+    return StreamEnvironment(
+        parallelism=parallelism,
+        checkpointing=CheckpointConfig(
+            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
+        ),
+        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
+    )
+
+
 def file_sink_job(
     *,
     checkpoint_dir: Path,
@@ -85,30 +104,14 @@ def file_sink_job(
     in-progress files back; Parquet files roll at every checkpoint. ``broken=1`` uses
     :class:`NoTruncateFileSystem`.
     """
-    env = StreamEnvironment(
-        parallelism=parallelism,
-        checkpointing=CheckpointConfig(
-            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
-        ),
-        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
-    )
-    client = (
-        AwsClientOptions(
-            endpoint_url=endpoint,
-            region="us-east-1",
-            access_key_id="test",
-            secret_access_key="test",
-        )
-        if endpoint
-        else None
-    )
+    env = _environment(checkpoint_dir, parallelism)
     options = FileSinkOptions(
         path=out,
         manifest=True,
         max_part_size=256 * 1024,
         rollover_interval=timedelta(minutes=10),
         inactivity_interval=timedelta(minutes=10),
-        client=client,
+        client=moto_client(endpoint),
     )
     sink: FileSink[dict[str, Any]] = FileSink(
         options,
@@ -126,13 +129,7 @@ def conformance_sink_job(
     *, checkpoint_dir: Path, parallelism: int, count: str, rate: str, out: str, endpoint: str = ""
 ) -> StreamEnvironment:
     """The sink suite's job: the integers ``[0, count)`` as JSON lines under ``out``."""
-    env = StreamEnvironment(
-        parallelism=parallelism,
-        checkpointing=CheckpointConfig(
-            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
-        ),
-        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
-    )
+    env = _environment(checkpoint_dir, parallelism)
     env.from_source(
         DataGenSource(lambda i, _rng: i, count=int(count), rows_per_second=float(rate))
     ).sink_to(FileSink(sink_options(out, endpoint)))
@@ -141,17 +138,9 @@ def conformance_sink_job(
 
 def sink_options(out: str, endpoint: str = "") -> FileSinkOptions:
     """Options of a conformance sink: small files that span checkpoints, a manifest."""
-    client = (
-        AwsClientOptions(
-            endpoint_url=endpoint,
-            region="us-east-1",
-            access_key_id="test",
-            secret_access_key="test",
-        )
-        if endpoint
-        else None
+    return FileSinkOptions(
+        path=out, manifest=True, max_part_size=4096, client=moto_client(endpoint)
     )
-    return FileSinkOptions(path=out, manifest=True, max_part_size=4096, client=client)
 
 
 class ForgetfulFileSource(FileSource[Any]):
@@ -167,13 +156,7 @@ def file_source_job(
     *, checkpoint_dir: Path, parallelism: int, inp: str, out: str, broken: str = ""
 ) -> StreamEnvironment:
     """A continuous FileSource over ``inp`` (JSON lines) into core's exactly-once test sink."""
-    env = StreamEnvironment(
-        parallelism=parallelism,
-        checkpointing=CheckpointConfig(
-            interval=timedelta(milliseconds=200), storage=checkpoint_dir, restore_from="latest"
-        ),
-        restart_strategy=ExponentialBackoffRestart(initial=timedelta(milliseconds=100), attempts=3),
-    )
+    env = _environment(checkpoint_dir, parallelism)
     options = FileSourceOptions(
         paths=(inp,), monitor_interval=timedelta(milliseconds=100), max_records_per_fetch=100
     )

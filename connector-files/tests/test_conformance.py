@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from files_helpers import published
-from files_jobs import sink_options
+from files_jobs import moto_client, sink_options
 from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.base import ErrorPolicy, JsonFormat
 from headwater.connectors.files import (
@@ -49,16 +49,7 @@ class _Place:
         self.filesystem = filesystem
         self.s3 = s3
         self.endpoint = endpoint
-        self.client = (
-            AwsClientOptions(
-                endpoint_url=endpoint,
-                region="us-east-1",
-                access_key_id="test",
-                secret_access_key="test",
-            )
-            if endpoint
-            else None
-        )
+        self.client = moto_client(endpoint)
 
     def put(self, name: str, data: bytes) -> None:
         if self.s3 is None:

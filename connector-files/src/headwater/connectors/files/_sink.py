@@ -57,9 +57,6 @@ T = TypeVar("T")
 _STATE_VERSION = 1
 _ROLL_CHECK = 1000
 """Records written between two checks of the rolling policy's size limit."""
-_HANDOFF = 8192
-"""Records gathered on the event loop before they are encoded and written on the thread pool:
-one thread hop per batch of 1,000 cost the sink most of its throughput on a busy machine."""
 
 
 def _now_ms() -> int:
@@ -114,9 +111,6 @@ class _FileSinkWriter(CommittingSinkWriter[T, PendingFile]):
         # The runtime may flush at end of input while the final checkpoint prepares its commit:
         # one file operation at a time.
         self._busy = asyncio.Lock()
-        # Records wait here, grouped by bucket, until enough for one trip to the thread pool.
-        self._waiting: dict[str, list[T]] = {}
-        self._waiting_count = 0
 
     # -- on the thread pool ----------------------------------------------------------------
     def _final_path(self, bucket: str) -> str:
@@ -179,19 +173,12 @@ class _FileSinkWriter(CommittingSinkWriter[T, PendingFile]):
                     self._roll(part)
         self._roll_by_time(now)
 
-    def _take_waiting(self) -> None:
-        if self._waiting:
-            waiting, self._waiting, self._waiting_count = self._waiting, {}, 0
-            self._write_groups(waiting)
-
     def _flush(self) -> None:
-        self._take_waiting()
         for part in self._open.values():
             part.writer.flush()
         self._roll_by_time(_now_ms())
 
     def _prepare(self) -> tuple[list[PendingFile], list[ResumeState]]:
-        self._take_waiting()
         if self._recovered:
             self._ensure_ready()
         for state in self._recovered:
@@ -227,22 +214,14 @@ class _FileSinkWriter(CommittingSinkWriter[T, PendingFile]):
     async def write_batch(self, records: Sequence[T]) -> None:
         groups = self._sink.bucket_assigner.assign_batch(records)
         async with self._busy:
-            for bucket, group in groups.items():
-                waiting = self._waiting.get(bucket)
-                if waiting is None:
-                    self._waiting[bucket] = group
-                else:
-                    waiting.extend(group)
-            self._waiting_count += len(records)
-            if self._waiting_count >= _HANDOFF:
-                await self._context.run_blocking(self._take_waiting)
+            await self._context.run_blocking(self._write_groups, groups)
 
     @override
     async def flush(self, end_of_input: bool) -> None:
         if end_of_input:
             self._ended = True
         async with self._busy:
-            if self._open or self._waiting:
+            if self._open:
                 await self._context.run_blocking(self._flush)
 
     @override
