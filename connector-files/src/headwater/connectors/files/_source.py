@@ -177,6 +177,9 @@ class _FileEnumerator(SplitEnumerator[FileSplit, _EnumeratorState]):
     @override
     def handle_split_request(self, subtask_index: int) -> None:
         if subtask_index not in self._context.registered_readers():
+            # Served once the reader registers (add_reader).
+            if subtask_index not in self._waiting:
+                self._waiting.append(subtask_index)
             return
         if self._pending:
             self._context.assign_splits({subtask_index: [self._pending.popleft()]})
@@ -187,7 +190,8 @@ class _FileEnumerator(SplitEnumerator[FileSplit, _EnumeratorState]):
 
     @override
     def add_reader(self, subtask_index: int) -> None:
-        pass
+        if subtask_index in self._waiting:
+            self._serve_waiting()
 
     @override
     def add_splits_back(self, splits: Sequence[FileSplit], subtask_index: int) -> None:
