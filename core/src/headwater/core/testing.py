@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -89,10 +90,16 @@ def kill_repeatedly(
     env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
     seed: int | None = None,
+    started: Callable[[float], bool] | None = None,
+    start_timeout: float = 120.0,
 ) -> KillReport:
     """Run ``command``, SIGKILL it ``kills`` times at random moments, then let a last run finish.
 
-    Each killed run lives a random time in ``uptime`` (seconds, from the start of its process).
+    Each killed run lives a random time in ``uptime`` (seconds, from the start of its process, or
+    with ``started`` from the moment ``started(run_start_wall_clock)`` first returns true: e.g.
+    the run's first checkpoint exists, so that kills land in a working job however long the
+    process takes to import and start on a loaded machine). A run that has not started within
+    ``start_timeout`` seconds, or ends before, is not killed: it ends the loop as the last run.
     Runs after a kill use ``restart_command`` (default: ``command``), e.g. to restore with another
     parallelism. A run that ends on its own before its kill ends the loop early: the report's
     ``kills`` then says how many landed (a test asserts it, so a job too fast for its kills fails
@@ -105,10 +112,13 @@ def kill_repeatedly(
     killed = 0
     while True:
         argv = restarted if killed else first
+        since = time.time()
         process = subprocess.Popen(
             argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        if killed < kills:
+        if killed < kills and (
+            started is None or _wait_started(process, started, since, start_timeout)
+        ):
             try:
                 process.wait(rng.uniform(*uptime))
             except subprocess.TimeoutExpired:
@@ -124,6 +134,18 @@ def kill_repeatedly(
             process.kill()
             _, stderr = process.communicate()
         return KillReport(killed, process.returncode, stderr.decode(errors="replace"))
+
+
+def _wait_started(
+    process: subprocess.Popen[bytes], started: Callable[[float], bool], since: float, timeout: float
+) -> bool:
+    """Poll ``started(since)`` until true; false if the process ended first or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if started(since):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def read_records(directory: str | Path) -> list[Any]:
