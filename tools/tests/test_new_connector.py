@@ -255,7 +255,11 @@ def _wiring(pyproject: dict[str, Any]) -> dict[str, Any]:
         "dynamic": pyproject["project"]["dynamic"],
         "hook": hatch["metadata"]["hooks"]["custom"]["path"],
         "sdist": hatch["build"]["targets"]["sdist"]["force-include"],
-        "test": {k: test_env[k] for k in ("installer", "pre-install-commands")},
+        # A connector may install more workspace packages after the template's.
+        "test": {
+            "installer": test_env["installer"],
+            "pre-install-commands": test_env["pre-install-commands"][:1],
+        },
         "default": hatch["envs"]["default"],
     }
 

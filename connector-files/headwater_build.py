@@ -1,0 +1,1 @@
+../tools/connector_build_hook.py
