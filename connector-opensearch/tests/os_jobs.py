@@ -46,12 +46,12 @@ def opensearch_job(
     url: str,
     flavor: str,
     index: str,
-    mode: str = "ids",
+    mode: str = "server_ids",
 ) -> StreamEnvironment:
     """``[0, count)`` at ``rate`` records/s as ``{"n": i, "key": i % 500}``.
 
-    ``mode``: ``ids`` writes into ``index`` with id ``n`` (the conformance suite reads ``n``
-    back); ``kill`` writes each record twice: into ``index`` with id ``key`` and external
+    ``mode``: ``server_ids`` writes into ``index`` with ids the server generates (the
+    conformance suite reads ``n`` back and sees every replayed record); ``kill`` writes each record twice: into ``index`` with id ``key`` and external
     version ``n`` (each id keeps its latest ``n``), and into ``index_server_ids`` with ids the
     server generates (each replay adds copies).
     """
@@ -64,8 +64,8 @@ def opensearch_job(
     )
     source = DataGenSource(_record, count=int(count), rows_per_second=float(rate))
     records = env.from_source(source).uid("numbers")
-    if mode == "ids":
-        records.sink_to(_sink(url, flavor, index, id_fields=("n",))).uid("sink")
+    if mode == "server_ids":
+        records.sink_to(_sink(url, flavor, index)).uid("sink")
     else:
         records.sink_to(_sink(url, flavor, index, id_fields=("key",), version_field="n")).uid(
             "versioned"

@@ -16,6 +16,7 @@ import pytest
 from headwater.connectors.opensearch import OpenSearchSource, OpenSearchSourceOptions
 from headwater.connectors.opensearch._client import close_point_in_time, create_client
 from headwater.core import CheckpointConfig, CollectSink, StreamEnvironment
+from headwater.core._runtime._restore import decode_subtask_state
 from os_helpers import Server
 
 COUNT = 3000
@@ -96,7 +97,7 @@ def _expire_point_in_time(server: Server, savepoint: Path) -> None:
     pit_ids = {
         json.loads(base64.b64decode(split["b64"]))[3]
         for subtask in metadata["operators"]["source"]["subtasks"].values()
-        for split in subtask["splits"]
+        for split in decode_subtask_state(subtask, None)["splits"]
     }
     assert len(pit_ids) == 1
 

@@ -19,10 +19,15 @@ inside the slice. While the PIT lives (``keep_alive``, renewed by every page) th
 consistent snapshot. A job restored after the PIT expired opens a new one and goes on after the
 saved sort values, which is exact only when ``sort`` names fields unique together: with the
 default ``_shard_doc`` the job fails instead, saying so.
+
+A reader asking for splits gets its share of the slices at once and reads them in turn, a page
+each, so its per-split watermarks hold event time at the slowest slice: reading one slice to its
+end before the next would let an early slice's event times make a later slice's records late.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -147,11 +152,13 @@ class _SliceEnumerator(SplitEnumerator[SliceSplit, list[SliceSplit] | None]):
             self.handle_split_request(subtask)
 
     def handle_split_request(self, subtask_index: int) -> None:
-        """Assign the next slice, or tell the reader there are no more."""
+        """Assign the reader its share of the slices left, or tell it there are no more."""
         if self._unassigned is None:
             self._waiting.append(subtask_index)
         elif self._unassigned:
-            self._context.assign_splits({subtask_index: [self._unassigned.popleft()]})
+            share = math.ceil(len(self._unassigned) / self._context.parallelism)
+            slices = [self._unassigned.popleft() for _ in range(share)]
+            self._context.assign_splits({subtask_index: slices})
         else:
             self._context.signal_no_more_splits(subtask_index)
 
@@ -179,7 +186,7 @@ class _SliceState:
 
 
 class _SliceReader(SplitReader[Hit, SliceSplit]):
-    """Reads its slices one after another, a page per ``fetch``, with ``AsyncOpenSearch``."""
+    """Reads its slices in turn, a page per ``fetch``, with ``AsyncOpenSearch``."""
 
     def __init__(self, options: OpenSearchSourceOptions) -> None:
         self._options = options
@@ -262,6 +269,7 @@ class _SliceReader(SplitReader[Hit, SliceSplit]):
         if len(hits) < self._options.fetch_size:
             self._slices.popleft()
             return RecordsBySplit({split_id: hits}, finished_splits=(split_id,), size_in_bytes=size)
+        self._slices.rotate(-1)
         return RecordsBySplit({split_id: hits}, size_in_bytes=size)
 
 
