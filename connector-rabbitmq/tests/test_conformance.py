@@ -1,7 +1,7 @@
 """connector-testing's conformance suites for the RabbitMQ source and sink, against the real broker.
 
 Source: the integers as JSON bodies with unique message ids, spread over two queues (two splits),
-read with ``JsonFormat``: ``EXACTLY_ONCE`` when unbounded, ``NONE`` when bounded (the suite's bounded
+read with ``JsonFormat`` (the per-split tests write a queue per split): ``EXACTLY_ONCE`` when unbounded, ``NONE`` when bounded (the suite's bounded
 jobs take no periodic checkpoints). Unbounded sources use a prefetch of 20: acks wait
 for checkpoints (every 100 ms in the suite), so each consumer reads about 200 messages a second
 and a 0.6 s run stops mid-queue. Sink: at-least-once with confirms, read back by draining the queue.
@@ -49,6 +49,17 @@ class RabbitMQSourceContext(SourceExternalContext):
 
     def write_test_data(self, records: Sequence[Any]) -> None:
         self._publish([str(r).encode() for r in records])
+
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        """Each of ``splits`` into a queue of its own (one consumer per queue: a split each)."""
+        assert len(splits) <= len(self.queues), f"the context has {len(self.queues)} queues"
+        for queue, records in zip(self.queues, splits, strict=False):
+            publish(
+                self.url,
+                queue,
+                [str(r).encode() for r in records],
+                [f"m{next(self._ids)}" for _ in records],
+            )
 
     def write_bad_records(self, count: int) -> None:
         self._publish([b"{not json %d" % i for i in range(count)])

@@ -12,17 +12,12 @@ message id. Both compare the output with the input record by record, and the que
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from headwater.core.testing import read_records
+from headwater.core.testing import kill_after_checkpoints, read_records
 
 from .rabbitmq_helpers import declare, publish, ready_count
 
@@ -38,42 +33,6 @@ def fill(url: str, queues: list[str]) -> dict[str, int]:
         publish(url, queue, [b"%d" % n for n in numbers], [f"n{n}" for n in numbers])
         expected.update({f"n{n}": n * 2 for n in numbers})
     return expected
-
-
-def newest_checkpoint(directory: Path) -> int:
-    """The number of the newest completed checkpoint in ``directory`` (0 if none)."""
-    numbers = [int(p.name.removeprefix("chk-")) for p in directory.glob("chk-*") if p.is_dir()]
-    return max(numbers, default=0)
-
-
-def kill_after_checkpoints(
-    command: list[str], checkpoint_dir: Path, *, kills: int, seed: int
-) -> None:
-    """Run ``command``, SIGKILL it ``kills`` times, each after 1-4 new checkpoints, then let it end.
-
-    Kills follow the job's progress, not the clock: a job process takes 1-5 s to start on a
-    loaded 2-core machine, and a kill before its first checkpoint would test nothing. Each kill
-    lands up to 0.3 s after the checkpoint it waited for, so some fall between a checkpoint's
-    completion and its acknowledgements.
-    """
-    rng = random.Random(seed)
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for kill in range(kills):
-        process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        target = newest_checkpoint(checkpoint_dir) + rng.randint(1, 4)
-        while newest_checkpoint(checkpoint_dir) < target:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"the job ended after {kill} of {kills} kills: {process.communicate()[1][-2000:]!r}"
-                )
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.3))
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-    last = subprocess.run(command, env=environment, capture_output=True, timeout=300, check=False)
-    assert last.returncode == 0, last.stderr[-3000:]
 
 
 def run(
@@ -94,7 +53,13 @@ def run(
         "--checkpoint-dir", str(checkpoints), "--parallelism", "2",
         *(arg for key, value in params.items() for arg in ("--param", f"{key}={value}")),
     ]  # fmt: skip
-    kill_after_checkpoints(command, checkpoints, kills=kills, seed=seed)
+    # Kills follow the job's progress (1-4 new checkpoints, then 0-0.3 s), not the clock: a job
+    # process takes seconds to start on a loaded machine, and a kill before its first checkpoint
+    # would test nothing; some kills fall between a checkpoint's completion and its acks.
+    report = kill_after_checkpoints(
+        command, checkpoints, kills=kills, checkpoints=(1, 4), delay=(0.0, 0.3), seed=seed
+    )
+    report.check(kills)
     for queue in queues:
         assert ready_count(url, queue) == 0, f"{queue} not drained"
     return Counter((str(message_id), int(value)) for message_id, value in read_records(out))

@@ -7,6 +7,8 @@ made visible. Records are written as JSON lines, so they must be JSON-compatible
 
 :func:`kill_repeatedly` runs a job's process, SIGKILLs it at random moments and lets a last run
 finish: the harness of every test that proves a guarantee by killing the job.
+:func:`kill_after_checkpoints` does the same, but each kill waits for new completed checkpoints,
+so kills land after the job made progress however long its process takes to start.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from headwater.core._builtins import CollectionSource, CollectSink, RangeSplit
 from headwater.core._metrics import MetricRegistry
 from headwater.core._runtime._context import BlockingPool, OperatorContext
 from headwater.core._runtime._executor import JobClient
+from headwater.core._runtime._storage import list_checkpoints
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
 from headwater.core._sink import (
     CommitRequest,
@@ -52,6 +55,7 @@ __all__ = [
     "ScriptedSource",
     "SlowCommitSink",
     "Timestamped",
+    "kill_after_checkpoints",
     "kill_repeatedly",
     "operator_context",
     "read_records",
@@ -106,28 +110,99 @@ def kill_repeatedly(
     loudly instead of proving nothing). The last run gets ``timeout`` seconds and is killed after.
     """
     rng = random.Random(seed)
+
+    def still_running_after_uptime(process: subprocess.Popen[bytes]) -> bool:
+        since = time.time()
+        if started is not None and not _wait_started(process, started, since, start_timeout):
+            return False
+        try:
+            process.wait(rng.uniform(*uptime))
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+    return _kill_loop(command, kills, still_running_after_uptime, restart_command, env, timeout)
+
+
+def kill_after_checkpoints(
+    command: Sequence[str],
+    checkpoint_dir: str | Path,
+    *,
+    kills: int,
+    checkpoints: tuple[int, int] = (1, 4),
+    delay: tuple[float, float] = (0.0, 0.3),
+    restart_command: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300.0,
+    seed: int | None = None,
+) -> KillReport:
+    """Run ``command``, SIGKILL it ``kills`` times after new checkpoints, then let a last run finish.
+
+    Kills follow the job's progress, not the clock: each run is killed once ``checkpoint_dir``
+    holds a random number in ``checkpoints`` of completed checkpoints newer than the newest one
+    when the run started, plus a random ``delay`` (seconds), so some kills fall between a
+    checkpoint's completion and what the job does after it (commits, acknowledgements). On a
+    loaded machine a job process can take seconds to start; a clock-based kill
+    (:func:`kill_repeatedly`) may then land before the first checkpoint and prove nothing.
+
+    ``restart_command``, ``env``, ``seed`` and the report are as for :func:`kill_repeatedly`: a
+    run that ends on its own before its kill ends the loop early. A run that completes no new
+    checkpoint within ``timeout`` seconds is killed and raises ``AssertionError`` with its
+    stderr; the last run gets ``timeout`` seconds and is killed after.
+    """
+    rng = random.Random(seed)
+    directory = Path(checkpoint_dir)
+
+    def still_running_after_checkpoints(process: subprocess.Popen[bytes]) -> bool:
+        target = _newest_checkpoint(directory) + rng.randint(*checkpoints)
+        deadline = time.monotonic() + timeout
+        while _newest_checkpoint(directory) < target:
+            if process.poll() is not None:
+                return False
+            if time.monotonic() > deadline:
+                process.kill()
+                _, stderr = process.communicate()
+                raise AssertionError(
+                    f"no checkpoint {target} in {directory} within {timeout} s: "
+                    f"{stderr.decode(errors='replace')[-3000:]}"
+                )
+            time.sleep(0.02)
+        time.sleep(rng.uniform(*delay))
+        return process.poll() is None
+
+    return _kill_loop(
+        command, kills, still_running_after_checkpoints, restart_command, env, timeout
+    )
+
+
+def _kill_loop(
+    command: Sequence[str],
+    kills: int,
+    wait_for_kill: Callable[[subprocess.Popen[bytes]], bool],
+    restart_command: Sequence[str] | None,
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> KillReport:
+    """Start runs, SIGKILLing each once ``wait_for_kill`` says so, until ``kills`` or a run ends.
+
+    ``wait_for_kill(process)`` returns True when the run is to be killed now, False when it ended.
+    """
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     first = list(command)
     restarted = list(restart_command or command)
     killed = 0
     while True:
         argv = restarted if killed else first
-        since = time.time()
         process = subprocess.Popen(
             argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        if killed < kills and (
-            started is None or _wait_started(process, started, since, start_timeout)
-        ):
-            try:
-                process.wait(rng.uniform(*uptime))
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
-                if process.stderr is not None:
-                    process.stderr.close()
-                killed += 1
-                continue
+        if killed < kills and wait_for_kill(process):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
+            killed += 1
+            continue
         try:
             _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -146,6 +221,12 @@ def _wait_started(
             return True
         time.sleep(0.05)
     return False
+
+
+def _newest_checkpoint(directory: Path) -> int:
+    """The id of the newest completed checkpoint in ``directory`` (0 if none)."""
+    found = list_checkpoints(directory)
+    return found[-1][0] if found else 0
 
 
 def read_records(directory: str | Path) -> list[Any]:
