@@ -1,0 +1,97 @@
+"""Ctrl-C and SIGTERM on the real ``headwater`` entry point, in a pseudo-terminal.
+
+Each test starts ``headwater run`` on a rate-limited job, waits for its first checkpoint, then
+sends the signal: the job stops with a savepoint, says how to resume and exits 130 (SIGINT) or
+143 (SIGTERM) without a traceback; the resumed run's output equals the same computation done on
+the input directly, record by record.
+"""
+
+import re
+import shutil
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from headwater.core import DataGenSource, StreamEnvironment
+from headwater.core.testing import read_records
+
+JOB = Path(__file__).parent / "jobs" / "interrupt_job.py"
+HEADWATER = shutil.which("headwater", path=str(Path(sys.executable).parent))
+COUNT = 20_000
+
+sys.path.insert(0, str(JOB.parent))
+from interrupt_job import record, running_totals  # noqa: E402
+
+
+def spawn(*args: str, cwd: Path) -> pexpect.spawn:
+    assert HEADWATER is not None, "the headwater entry point is not installed next to python"
+    return pexpect.spawn(HEADWATER, list(args), cwd=str(cwd), encoding="utf-8", timeout=60)
+
+
+def wait_for(condition: Any, what: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def job_input() -> list[dict[str, Any]]:
+    """The records the job reads (the same DataGenSource, collected in index order)."""
+    env = StreamEnvironment()
+    source = DataGenSource(record, count=COUNT, seed=11, num_splits=1)
+    return sorted(env.from_source(source).execute_and_collect(), key=lambda r: r["id"])
+
+
+def as_counter(records: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(repr(sorted(r.items())) for r in records)
+
+
+@pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_with_a_savepoint_and_the_resumed_run_is_exact(
+    tmp_path: Path, signal_number: int, status: int
+) -> None:
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    child = spawn("run", str(JOB), str(out), str(ckpt), str(COUNT), "4000", cwd=tmp_path)
+    child.expect("starts fresh")
+    wait_for(lambda: any(ckpt.glob("chk-*/_metadata")), "the first checkpoint")
+    if signal_number == signal.SIGINT:
+        child.sendintr()  # Ctrl-C typed on the terminal
+    else:
+        child.kill(signal_number)
+    child.expect(r"resume with: headwater run --restore (\S+) ")
+    savepoint = Path(child.match.group(1))
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = child.before or ""
+    assert child.exitstatus == status, transcript
+    assert "Traceback" not in transcript
+    assert (savepoint / "_metadata").is_file()
+    partial = read_records(out)
+    assert 0 < len(partial) < COUNT, "the signal came after the job ended: nothing was tested"
+
+    resumed = spawn(
+        "run",
+        "--restore",
+        str(savepoint),
+        str(JOB),
+        str(out),
+        str(ckpt),
+        str(COUNT),
+        "100000",
+        cwd=tmp_path,
+    )
+    resumed.expect(rf"resumes from savepoint \d+ at {re.escape(str(savepoint))}")
+    resumed.expect(pexpect.EOF)
+    resumed.close()
+    assert resumed.exitstatus == 0, resumed.before
+
+    got = as_counter(read_records(out))
+    want = as_counter(running_totals(job_input()))
+    assert got == want
