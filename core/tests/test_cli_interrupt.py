@@ -18,7 +18,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from headwater.core import DataGenSource, StreamEnvironment
+from headwater.core import DataGenSource, StreamEnvironment, installed_connectors
 from headwater.core.testing import read_records
 
 JOB = Path(__file__).parent / "jobs" / "interrupt_job.py"
@@ -95,3 +95,41 @@ def test_a_signal_stops_with_a_savepoint_and_the_resumed_run_is_exact(
     got = as_counter(read_records(out))
     want = as_counter(running_totals(job_input()))
     assert got == want
+
+
+def test_rerunning_a_finished_job_says_there_is_nothing_to_do(tmp_path: Path) -> None:
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    done = spawn("run", str(JOB), str(out), str(ckpt), "50", "100000", cwd=tmp_path)
+    done.expect(pexpect.EOF)
+    done.close()
+    assert done.exitstatus == 0, done.before
+    final = max(ckpt.glob("chk-*"), key=lambda p: int(p.name.split("-")[1]))
+    again = spawn(
+        "run", "--restore", str(final), str(JOB), str(out), str(ckpt), "50", "100000", cwd=tmp_path
+    )
+    again.expect(r"already finished.*nothing to do.*To start over, run it without --restore")
+    again.expect(pexpect.EOF)
+    again.close()
+    assert again.exitstatus == 0, again.before
+    assert len(read_records(out)) == 50  # nothing written twice
+
+
+def test_version_names_core_and_the_installed_connectors(tmp_path: Path) -> None:
+    child = spawn("--version", cwd=tmp_path)
+    child.expect(pexpect.EOF)
+    child.close()
+    lines = (child.before or "").splitlines()
+    assert child.exitstatus == 0
+    assert re.fullmatch(r"headwater-core \S+", lines[0])
+    installed = {c.distribution for c in installed_connectors()} - {"headwater-core"}
+    assert {line.split()[0] for line in lines[1:]} == installed
+
+
+def test_run_names_a_missing_function(tmp_path: Path) -> None:
+    (tmp_path / "jobmod.py").write_text("def other():\n    pass\n")
+    child = spawn("run", "jobmod:main", cwd=tmp_path)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "module 'jobmod'" in (child.before or "") and "no function 'main'" in child.before
+    assert "Traceback" not in child.before

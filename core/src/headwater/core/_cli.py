@@ -34,11 +34,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         _run_target(args.target, args.args)
     except JobInterruptedError as exc:
-        print(f"headwater: {exc}", file=sys.stderr)
-        if exc.savepoint is not None:
+        if exc.savepoint is None:
+            print(f"headwater: {exc}", file=sys.stderr)
+        else:
+            savepoint = str(exc.savepoint.resolve())
             resume = shlex.join(
-                ["headwater", "run", "--restore", str(exc.savepoint), args.target, *args.args]
+                ["headwater", "run", "--restore", savepoint, args.target, *args.args]
             )
+            print(f"headwater: stopped; savepoint at {savepoint}", file=sys.stderr)
             print(f"headwater: resume with: {resume}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
