@@ -17,7 +17,6 @@ from typing import Any
 
 import pexpect
 import pytest
-
 from headwater.core import DataGenSource, StreamEnvironment, installed_connectors
 from headwater.core.testing import read_records
 
