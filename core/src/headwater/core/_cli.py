@@ -15,7 +15,7 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any, cast
 
-from headwater.core._connectors import installed_connectors
+from headwater.core._connectors import ENTRY_POINT_GROUP, installed_connectors
 from headwater.core._errors import HeadwaterError, JobInterruptedError
 from headwater.core._runtime._executor import RESTORE_ENV
 from headwater.core._runtime._restore import decode_subtask_state
@@ -173,15 +173,19 @@ def _connectors(args: argparse.Namespace) -> int:
 
 
 def version_text() -> str:
-    """``headwater-core X``, then one line per installed connector distribution (its identifiers)."""
+    """``headwater-core X``, then one line per installed connector distribution (its identifiers).
+
+    Read from the packages' metadata only: nothing is imported, so it answers at once.
+    """
     by_distribution: dict[tuple[str, str], list[str]] = {}
-    for c in installed_connectors():
-        by_distribution.setdefault((c.distribution, c.version), []).append(c.identifier)
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry.dist
+        if dist is not None and dist.name != "headwater-core":
+            by_distribution.setdefault((dist.name, dist.version), []).append(entry.name)
     lines = [f"headwater-core {metadata.version('headwater-core')}"]
     lines += [
-        f"{distribution} {version} ({', '.join(sorted(identifiers))})"
-        for (distribution, version), identifiers in sorted(by_distribution.items())
-        if distribution != "headwater-core"
+        f"{name} {version} ({', '.join(sorted(identifiers))})"
+        for (name, version), identifiers in sorted(by_distribution.items())
     ]
     return "\n".join(lines)
 
