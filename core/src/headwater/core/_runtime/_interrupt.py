@@ -41,8 +41,12 @@ class GracefulStop:
             yield self
             return
         loop = asyncio.get_running_loop()
-        for number in _SIGNALS:
-            loop.add_signal_handler(number, self._on_signal, number)
+        try:
+            for number in _SIGNALS:
+                loop.add_signal_handler(number, self._on_signal, number)
+        except NotImplementedError:  # an event loop without signal support (Windows)
+            yield self
+            return
         try:
             yield self
         finally:
