@@ -3,24 +3,33 @@
 Each test starts ``headwater run`` on a rate-limited job, waits for its first checkpoint, then
 sends the signal: the job stops with a savepoint, says how to resume and exits 130 (SIGINT) or
 143 (SIGTERM) without a traceback; the resumed run's output equals the same computation done on
-the input directly, record by record.
+the input directly, record by record. The last test sends SIGTERM to ``env.execute()`` itself.
 """
 
 import importlib.util
+import os
 import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pexpect
 import pytest
-from headwater.core import DataGenSource, StreamEnvironment
-from headwater.core.testing import read_records
+from headwater.core import (
+    CheckpointConfig,
+    DataGenSource,
+    JobInterruptedError,
+    StreamEnvironment,
+)
+from headwater.core._runtime._storage import CheckpointStorage, read_metadata
+from headwater.core.testing import FileTwoPhaseSink, read_records
 
 JOB = Path(__file__).parent / "jobs" / "interrupt_job.py"
 HEADWATER = shutil.which("headwater", path=str(Path(sys.executable).parent))
@@ -151,3 +160,26 @@ def test_run_names_a_missing_function(tmp_path: Path) -> None:
     assert child.exitstatus == 1
     assert "module 'jobmod'" in (child.before or "") and "no function 'main'" in child.before
     assert "Traceback" not in child.before
+
+
+def test_execute_turns_sigterm_into_a_savepoint_and_job_interrupted_error(tmp_path: Path) -> None:
+    """``python job.py`` (no CLI): ``env.execute()`` stops the same way and says so in its error."""
+    ckpt = tmp_path / "ckpt"
+    env = StreamEnvironment(
+        checkpointing=CheckpointConfig(interval=timedelta(milliseconds=100), storage=ckpt)
+    )
+    env.from_source(DataGenSource(lambda i, _rng: i, rows_per_second=1000)).sink_to(
+        FileTwoPhaseSink(tmp_path / "out")
+    )
+
+    def terminate_after_first_checkpoint() -> None:
+        wait_for(lambda: any(ckpt.glob("chk-*/_metadata")), "the first checkpoint")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_after_first_checkpoint, daemon=True).start()
+    with pytest.raises(JobInterruptedError, match="stopped by SIGTERM with a savepoint") as info:
+        env.execute("unbounded")
+    assert info.value.exit_status == 143
+    assert info.value.savepoint is not None
+    assert read_metadata(info.value.savepoint)["kind"] == "savepoint"
+    assert CheckpointStorage(ckpt, 3).latest() == info.value.savepoint  # restore_from="latest"
