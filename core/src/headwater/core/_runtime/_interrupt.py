@@ -71,7 +71,7 @@ class GracefulStop:
             try:
                 self.savepoint = await self._client.stop_with_savepoint()
                 return
-            except HeadwaterError as exc:
+            except (HeadwaterError, TimeoutError) as exc:  # failed, or expired (checkpoint timeout)
                 self._failure = exc
                 announce(f"the savepoint failed ({exc}); cancelling the job")
         await self._client.cancel()
@@ -79,7 +79,7 @@ class GracefulStop:
     async def finish(self) -> None:
         """Wait for a stop in progress; raise :class:`JobInterruptedError` if a signal stopped the job."""
         if self._stopping is not None:
-            with contextlib.suppress(HeadwaterError):
+            with contextlib.suppress(HeadwaterError):  # the job's own error is raised by its wait()
                 await self._stopping
         if self.signal_number is None:
             return
