@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from headwater.core._config import CheckpointConfig, NoRestart, RestartStrategy
 from headwater.core._datastream import DataStream
-from headwater.core._errors import ConfigurationError
+from headwater.core._errors import ConfigurationError, JobCancelledError
 from headwater.core._graph import Edge, JobGraph, NodeKind, Transformation, build_job_graph
 from headwater.core._reporters import MetricReporter
 from headwater.core._sink import DeliveryGuarantee, Sink
@@ -156,14 +156,26 @@ class StreamEnvironment:
     def execute(self, job_name: str = "headwater job") -> JobResult:
         """Run the job until it ends (bounded) or fails; returns its result.
 
-        Must not be called from a running event loop; use :meth:`execute_async` there.
+        Ctrl-C (SIGINT) or SIGTERM stop it gracefully: with a savepoint into the checkpoint
+        storage when there is one, then :class:`JobInterruptedError` says where it went; a second
+        signal ends the process at once. Must not be called from a running event loop; use
+        :meth:`execute_async` there (which leaves signals to its caller).
         """
         graph = self.build(job_name)
         from headwater.core._runtime._executor import LocalExecutor
+        from headwater.core._runtime._interrupt import GracefulStop
 
         async def run() -> JobResult:
             client = await LocalExecutor(self, graph).start()
-            return await client.wait()
+            stop = GracefulStop(client, self.checkpointing.storage)
+            with stop.installed():
+                try:
+                    result = await client.wait()
+                except JobCancelledError:
+                    await stop.finish()  # raises JobInterruptedError if a signal cancelled it
+                    raise
+                await stop.finish()
+            return result
 
         return asyncio.run(run())
 

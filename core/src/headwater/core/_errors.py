@@ -7,6 +7,8 @@
     ├── SerializationError        a record or a piece of state cannot be (de)serialized
     ├── JobFailedError            the job failed and the restart strategy gave up
     │   └── TaskFailedError       (carried as __cause__) one subtask failed
+    ├── JobCancelledError         the job was cancelled before it finished
+    │   └── JobInterruptedError   stopped by Ctrl-C or SIGTERM (with a savepoint where possible)
     ├── CheckpointError           a checkpoint could not be taken, written or restored
     └── ConnectorError            an external system failed
         ├── RetryableError        may succeed when tried again (timeouts, throttling, lost connections)
@@ -17,6 +19,8 @@ Connectors translate their client library's errors at the boundary with ``raise 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "CheckpointError",
     "ConfigurationError",
@@ -25,6 +29,7 @@ __all__ = [
     "HeadwaterError",
     "JobCancelledError",
     "JobFailedError",
+    "JobInterruptedError",
     "RetryableError",
     "SerializationError",
     "TaskFailedError",
@@ -74,3 +79,21 @@ class JobFailedError(HeadwaterError):
 
 class JobCancelledError(HeadwaterError):
     """The job was cancelled before it finished."""
+
+
+class JobInterruptedError(JobCancelledError):
+    """The job was stopped by a signal (Ctrl-C, SIGTERM) before it finished.
+
+    ``savepoint`` is where it was saved (``None`` when it stopped without one); a job restored
+    from it continues exactly where this one stopped.
+    """
+
+    def __init__(self, message: str, *, signal_number: int, savepoint: Path | None) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.savepoint = savepoint
+
+    @property
+    def exit_status(self) -> int:
+        """The conventional exit status of a process ended by the signal (130, 143)."""
+        return 128 + self.signal_number

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import sys
 import time
 from collections.abc import Coroutine
@@ -40,9 +41,12 @@ from headwater.core._watermarks import MIN_WATERMARK
 if TYPE_CHECKING:
     from headwater.core._environment import StreamEnvironment
 
-__all__ = ["JobClient", "JobResult", "JobStatus", "LocalExecutor"]
+__all__ = ["JobClient", "JobResult", "JobStatus", "LocalExecutor", "announce"]
 
 log = logging.getLogger("headwater.executor")
+
+RESTORE_ENV = "HEADWATER_RESTORE_FROM"
+"""Set by ``headwater run --restore PATH``: the checkpoint every job of the run starts from."""
 
 FINAL_COMMIT_RETRIES = 12
 """Retries (backoff 50 ms doubling to 5 s, ~40 s in all) of commits pending at the end of a job."""
@@ -446,7 +450,7 @@ class LocalExecutor:
             self.latest = completed
 
     def _initial_restore(self) -> RestoredJob | None:
-        source = self.env.checkpointing.restore_from
+        source = os.environ.get(RESTORE_ENV) or self.env.checkpointing.restore_from
         if source is None:
             return None
         if source == "latest":
@@ -459,6 +463,26 @@ class LocalExecutor:
         restored = RestoredJob(metadata, path)
         self._next_id = max(self._next_id, restored.checkpoint_id + 1)
         return restored
+
+    def _announce_start(self, restored: RestoredJob | None) -> None:
+        """Say whether the job starts fresh or resumes, and from which checkpoint."""
+        name = self.graph.name
+        if restored is None:
+            announce(f"job '{name}' starts fresh (no checkpoint to resume from)")
+            return
+        kind = restored.metadata.get("kind", "checkpoint")
+        announce(f"job '{name}' resumes from {kind} {restored.checkpoint_id} at {restored.path}")
+        if kind == "final":
+            how = (
+                "run it without --restore"
+                if os.environ.get(RESTORE_ENV)
+                else f"delete the checkpoints in {self.storage.directory} or drop restore_from"
+            )
+            announce(
+                f"job '{name}' already finished: its {kind} checkpoint {restored.checkpoint_id} "
+                f"says every source was read to the end, so there is nothing to do (pending "
+                f"commits are completed). To start over, {how}."
+            )
 
     async def start(self) -> JobClient:
         """Start the job in the background; returns its client."""
@@ -486,6 +510,8 @@ class LocalExecutor:
                 restored.check_operators(
                     self.graph, self.env.checkpointing.allow_non_restored_state
                 )
+            if self.env.execution.progress:
+                self._announce_start(restored)
             strategy = self.env.restart_strategy
             strategy.reset()
             number = 0
@@ -565,6 +591,12 @@ def operator_totals(metrics: MetricRegistry) -> dict[str, dict[str, float | int 
     return totals
 
 
+def announce(line: str) -> None:
+    """One line about the job's lifecycle (start, stop), on stderr beside the progress lines."""
+    sys.stderr.write(f"headwater: {line}\n")
+    sys.stderr.flush()
+
+
 async def _report_progress(executor: LocalExecutor) -> None:
     """Print records in/out per operator and their rates to stderr every second."""
     last: dict[str, float] = {}
@@ -626,12 +658,14 @@ class JobClient:
         """Take a savepoint into directory ``path`` (kept until you delete it); returns ``path``."""
         return await self._savepoint(path, stop=False)
 
-    async def stop_with_savepoint(self, path: str | Path) -> Path:
-        """Take a savepoint, then stop the job; restart it later from ``path``.
+    async def stop_with_savepoint(self, path: str | Path | None = None) -> Path:
+        """Take a savepoint, then stop the job; restart it later from the path it returns.
 
         The savepoint is the job's last checkpoint: sources emit nothing after its barrier and
         no checkpoint follows it, so sinks write and commit nothing past it and a job restored
-        from ``path`` continues exactly where this one stopped.
+        from it continues exactly where this one stopped. Without ``path`` it goes into the
+        checkpoint storage as the newest checkpoint (``chk-<id>``, kind ``savepoint``), so
+        ``restore_from="latest"`` resumes from it too.
         """
         saved = await self._savepoint(path, stop=True)
         attempt = self._executor.attempt
@@ -640,10 +674,16 @@ class JobClient:
         await asyncio.shield(self._task)
         return saved
 
-    async def _savepoint(self, path: str | Path, *, stop: bool) -> Path:
+    async def _savepoint(self, path: str | Path | None, *, stop: bool) -> Path:
         attempt = self._executor.attempt
         if attempt is None or self.status is not JobStatus.RUNNING:
             raise CheckpointError(f"cannot take a savepoint of a job that is {self.status.value}")
-        completed = await attempt.coordinator.trigger("savepoint", Path(path), stop=stop)
+        if path is None and self._executor.storage.directory is None:
+            raise CheckpointError(
+                "a savepoint without a path needs a checkpoint storage directory "
+                "(CheckpointConfig(storage=...))"
+            )
+        target = None if path is None else Path(path)
+        completed = await attempt.coordinator.trigger("savepoint", target, stop=stop)
         assert completed.path is not None
         return completed.path
