@@ -490,6 +490,9 @@ class LocalExecutor:
             strategy.reset()
             number = 0
             while True:
+                if client._cancelled:  # before the first attempt or while restarting
+                    self.status = JobStatus.CANCELED
+                    raise JobCancelledError(f"job '{self.graph.name}' was cancelled")
                 self.attempt = Attempt(self, restored, number)
                 self.status = JobStatus.RUNNING
                 try:
