@@ -12,17 +12,26 @@ from headwater.core import InputStatus, ReaderOutput, SourceReader, SourceReader
 
 
 class _Counting:
-    def __init__(self, output: ReaderOutput[Any]) -> None:
+    """A ReaderOutput counting what passes through it and through its split outputs (``total``).
+
+    The reader base emits through per-split outputs it creates once per split and keeps, so
+    they count into the total they were created with.
+    """
+
+    def __init__(self, output: ReaderOutput[Any], total: list[int] | None = None) -> None:
         self.output = output
-        self.count = 0
+        self.total = total if total is not None else [0]
 
     def collect(self, record: Any, timestamp: int | None = None, /) -> None:
-        self.count += 1
+        self.total[0] += 1
         self.output.collect(record, timestamp)
 
     def collect_batch(self, records: Sequence[Any], timestamps: Any = None, /) -> None:
-        self.count += len(records)
+        self.total[0] += len(records)
         self.output.collect_batch(records, timestamps)
+
+    def split_output(self, split_id: str, /) -> _Counting:
+        return _Counting(self.output.split_output(split_id), self.total)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.output, name)
@@ -35,11 +44,15 @@ class ThrottledReader(SourceReader[Any, MongoSplit]):
         self.reader = reader
         self.rate = rate
         self.started = time.monotonic()
-        self.emitted = 0
+        self.counting: _Counting | None = None
 
     async def start(self) -> None:
         self.started = time.monotonic()
         await self.reader.start()
+
+    @property
+    def emitted(self) -> int:
+        return 0 if self.counting is None else self.counting.total[0]
 
     def _wait(self) -> float:
         return (self.emitted / self.rate) - (time.monotonic() - self.started)
@@ -47,10 +60,9 @@ class ThrottledReader(SourceReader[Any, MongoSplit]):
     def poll_next(self, output: ReaderOutput[Any]) -> InputStatus:
         if self._wait() > 0:
             return InputStatus.NOTHING_AVAILABLE
-        counting = _Counting(output)
-        status = self.reader.poll_next(counting)  # type: ignore[arg-type]
-        self.emitted += counting.count
-        return status
+        if self.counting is None:  # one for the reader's life: the reader keeps its split outputs
+            self.counting = _Counting(output)
+        return self.reader.poll_next(self.counting)  # type: ignore[arg-type]
 
     def is_available(self) -> asyncio.Future[None]:
         wait = self._wait()

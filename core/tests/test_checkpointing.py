@@ -288,6 +288,51 @@ def test_cancel_stops_an_unbounded_job(tmp_path: Path) -> None:
     assert asyncio.run(main()) is JobStatus.CANCELED
 
 
+def test_cancel_before_the_first_attempt_starts_stops_the_job(tmp_path: Path) -> None:
+    """A cancel right after ``execute_async`` (no attempt yet) is not lost: the job never runs on."""
+
+    async def main() -> JobStatus:
+        env = env_for(tmp_path)
+        env.from_source(DataGenSource(gen, rows_per_second=1000)).sink_to(
+            FileAppendSink(tmp_path / "o")
+        )
+        client = await env.execute_async("unbounded")
+        assert client.status is JobStatus.CREATED  # no attempt exists yet
+        # In this task (wait_for would start the attempt first); a guard against a hang, not a
+        # time limit: an ignored cancel waits for the unbounded job forever.
+        async with asyncio.timeout(60):
+            await client.cancel()
+        return client.status
+
+    assert asyncio.run(main()) is JobStatus.CANCELED
+
+
+def test_cancel_while_restarting_stops_the_job(tmp_path: Path) -> None:
+    """A cancel between a failed attempt and the next one is not lost: no new attempt runs on."""
+    failure = FailOnce()
+
+    def fail_first(record: int) -> int:
+        if not failure.fired:
+            failure.fail("in the first attempt")
+        return record
+
+    async def main() -> JobStatus:
+        env = env_for(tmp_path)
+        env.restart_strategy = FixedDelayRestart(attempts=5, delay=timedelta(seconds=2))
+        env.from_source(DataGenSource(gen, rows_per_second=1000)).map(fail_first).sink_to(
+            FileAppendSink(tmp_path / "o")
+        )
+        client = await env.execute_async("unbounded")
+        # Guards against a hang, not time limits: an ignored cancel waits for the job forever.
+        async with asyncio.timeout(60):
+            while client.status is not JobStatus.RESTARTING:
+                await asyncio.sleep(0.01)
+            await client.cancel()
+        return client.status
+
+    assert asyncio.run(main()) is JobStatus.CANCELED
+
+
 class RetryingCommitSink(FileTwoPhaseSink):
     """Its committer answers ``retry_later`` for the first ``refusals`` commit calls."""
 

@@ -497,6 +497,12 @@ class LocalExecutor:
         with tuned_gc(execution.gc_threshold, execution.gc_freeze):
             return await self._run_attempts(client)
 
+    def _raise_if_cancelled(self, client: JobClient) -> None:
+        """End the job as cancelled if its client asked to, while no attempt is running."""
+        if client._cancelled:
+            self.status = JobStatus.CANCELED
+            raise JobCancelledError(f"job '{self.graph.name}' was cancelled")
+
     async def _run_attempts(self, client: JobClient) -> JobResult:
         started = time.monotonic()
         progress = None
@@ -516,6 +522,7 @@ class LocalExecutor:
             strategy.reset()
             number = 0
             while True:
+                self._raise_if_cancelled(client)  # before the first attempt or while restarting
                 self.attempt = Attempt(self, restored, number)
                 self.status = JobStatus.RUNNING
                 try:
