@@ -287,8 +287,7 @@ def _kill_run(
             "mode": "insert",
         },
         kills=kills,
-        min_uptime=1.2,
-        max_uptime=2.4,
+        after_checkpoints=(1, 4),
         timeout=120,
         seed=11,
     )
