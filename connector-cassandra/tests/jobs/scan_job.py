@@ -3,10 +3,13 @@
 Usage: python scan_job.py HOST PORT KEYSPACE CHECKPOINT_DIR OUT_DIR
 
 A bounded read of ``rows`` (pages of 5 rows, so a scan spans many checkpoints and kills) -> ``[p, c]`` into an
-exactly-once file sink: the files hold each row as many times as the source emitted it.
+exactly-once file sink: the files hold each row as many times as the source emitted it. The map
+sleeps 0.6 ms a row, so the scan takes at least 30 s of uptime whatever the machine's load: the
+test's five kills (at most 27.5 s of uptime) all land before it ends.
 """
 
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +20,11 @@ from headwater.connectors.cassandra import (
 )
 from headwater.core import CheckpointConfig, StreamEnvironment
 from headwater.core.testing import FileTwoPhaseSink
+
+
+def _pair(row: dict[str, int]) -> list[int]:
+    time.sleep(0.0006)
+    return [row["p"], row["c"]]
 
 
 def main() -> None:
@@ -39,9 +47,7 @@ def main() -> None:
         )
     )
     rows = env.from_source(source, name="scan").uid("scan")
-    rows.map(lambda row: [row["p"], row["c"]]).uid("pairs").sink_to(FileTwoPhaseSink(out)).uid(
-        "files"
-    )
+    rows.map(_pair).uid("pairs").sink_to(FileTwoPhaseSink(out)).uid("files")
     env.execute("cassandra-scan-kill")
 
 

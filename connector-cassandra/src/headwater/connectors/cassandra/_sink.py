@@ -264,8 +264,8 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
         self._policy = with_cassandra_classifier(options.retry_policy)
         self._concurrency = _concurrency(options)
         self._position = 0
-        self._failures = 0
-        self._failing_since = 0.0
+        self._transient_failures = 0
+        self._transient_since = 0.0
 
     @override
     async def write_batch(self, records: Sequence[Any]) -> None:
@@ -305,23 +305,23 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
             self.context.metric_group.counter("numRecordsSendErrors").inc(len(group))
             _log.warning("%s (skipped)", refused)
         if transient is None:
-            self._failures = 0
+            self._transient_failures = 0
             return SubmitResult.complete()
         return await self._retry_later(again, transient)
 
     async def _retry_later(self, entries: list[Entry], error: BaseException) -> SubmitResult[Entry]:
         """Wait the retry policy's backoff, then hand ``entries`` back (or fail when it gives up)."""
         now = time.monotonic()
-        if self._failures == 0:
-            self._failing_since = now
-        self._failures += 1
-        elapsed = now - self._failing_since
-        delay = self._policy.next_delay(error, self._failures, elapsed)
+        if self._transient_failures == 0:
+            self._transient_since = now
+        self._transient_failures += 1
+        elapsed = now - self._transient_since
+        delay = self._policy.next_delay(error, self._transient_failures, elapsed)
         if delay is None:
             failure = CassandraUnavailableError(
                 f"{_WHO}: {len(entries)} writes failed: {server_message(error)}"
             )
-            failure.add_note(self._policy.give_up_note(error, self._failures, elapsed))
+            failure.add_note(self._policy.give_up_note(error, self._transient_failures, elapsed))
             return SubmitResult.fail(failure)
         await asyncio.sleep(delay.total_seconds())
         return SubmitResult.retry(entries)

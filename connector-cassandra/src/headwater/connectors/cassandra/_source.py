@@ -219,11 +219,18 @@ class _CassandraEnumerator(SplitEnumerator[CassandraSplit, list[CassandraSplit] 
 
     @override
     def handle_split_request(self, subtask_index: int) -> None:
-        """Assign the next split, or tell the reader there are no more."""
+        """Assign the next split (a sole reader gets them all), or say there are no more.
+
+        A sole reader gets every split at once, so that each split's watermark holds event time
+        back from the start, not only once the reader reaches it (ranges at different event-time
+        progress would otherwise make the later ones late).
+        """
         if self._unassigned is None:
             self._waiting.append(subtask_index)
         elif self._unassigned:
-            self._context.assign_splits({subtask_index: [self._unassigned.popleft()]})
+            count = len(self._unassigned) if self._context.parallelism == 1 else 1
+            splits = [self._unassigned.popleft() for _ in range(count)]
+            self._context.assign_splits({subtask_index: splits})
         else:
             self._context.signal_no_more_splits(subtask_index)
 
