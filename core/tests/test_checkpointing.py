@@ -288,6 +288,28 @@ def test_cancel_stops_an_unbounded_job(tmp_path: Path) -> None:
     assert asyncio.run(main()) is JobStatus.CANCELED
 
 
+@pytest.mark.timeout(60)
+def test_cancel_right_after_start_stops_an_unbounded_job(tmp_path: Path) -> None:
+    """cancel() awaited before the job's task first ran (no attempt yet) still stops the job.
+
+    It used to be lost: the attempt created afterwards ran forever and cancel() never returned
+    (connector-files' rescale conformance test hung this way whenever its first run had read
+    everything). cancel() is awaited directly, not wrapped in a task, which would let the job
+    start first; the timeout only turns the old hang into a failure.
+    """
+
+    async def main() -> JobStatus:
+        env = env_for(tmp_path)
+        env.from_source(DataGenSource(gen, rows_per_second=1000)).sink_to(
+            FileAppendSink(tmp_path / "o")
+        )
+        client = await env.execute_async("unbounded")
+        await client.cancel()
+        return client.status
+
+    assert asyncio.run(main()) is JobStatus.CANCELED
+
+
 class RetryingCommitSink(FileTwoPhaseSink):
     """Its committer answers ``retry_later`` for the first ``refusals`` commit calls."""
 

@@ -490,6 +490,11 @@ class LocalExecutor:
             strategy.reset()
             number = 0
             while True:
+                if client._cancelled:
+                    # Cancelled before this attempt existed (right after start, or while
+                    # restarting): cancel() had no attempt to stop, so do not run one.
+                    self.status = JobStatus.CANCELED
+                    raise JobCancelledError(f"job '{self.graph.name}' was cancelled")
                 self.attempt = Attempt(self, restored, number)
                 self.status = JobStatus.RUNNING
                 try:
