@@ -490,7 +490,7 @@ class LocalExecutor:
             strategy.reset()
             number = 0
             while True:
-                if client._cancelled:
+                if client._cancel_requested():
                     # Cancelled before this attempt existed (right after start, or while
                     # restarting): cancel() had no attempt to stop, so do not run one.
                     self.status = JobStatus.CANCELED
@@ -617,6 +617,10 @@ class JobClient:
     async def wait(self) -> JobResult:
         """Wait for the job to end; raises :class:`JobFailedError` if it failed."""
         return await asyncio.shield(self._task)
+
+    def _cancel_requested(self) -> bool:
+        """Whether :meth:`cancel` was called (a call, unlike the attribute, is not narrowed by mypy)."""
+        return self._cancelled
 
     async def cancel(self) -> None:
         """Cancel the job without a savepoint and wait for it to stop."""
