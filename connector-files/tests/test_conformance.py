@@ -121,6 +121,19 @@ class FilesSourceContext(SourceExternalContext):
             self.place.put(f"batch-{self.written}/file-{n}.jsonl", lines)
         self.written += 1
 
+    def write_test_data_in_splits(self, splits: Sequence[Sequence[Any]]) -> None:
+        """Not applicable: this source never hands a reader more than one split at a time.
+
+        The enumerator answers each split request with one split (as Flink's FileSource), and a
+        reader asks again only when its split is done, so one reader never holds two splits at
+        different event-time progress: the per-split event-time test has nothing to exercise.
+        Across readers, a split handed out late emits behind the others' watermark (see
+        ``FILES`` and the docs' limitations).
+        """
+        raise NotImplementedError(
+            "FileSource assigns one split per reader at a time (no two splits in one reader)"
+        )
+
     def create_source(self, *, bounded: bool) -> Source[Any, Any, Any]:
         return FileSource(self._options(bounded))
 
@@ -142,22 +155,42 @@ class TestFilesSourceConformance(SourceTestSuiteBase):
     # suite stops it, and the restored run has nothing left to prove.
     count = 50_000
 
-    @pytest.mark.timeout(90)
     def test_restore_with_other_parallelism(
-        self, external: SourceExternalContext, tmp_path: Path, request: pytest.FixtureRequest
+        self, external: SourceExternalContext, tmp_path: Path
     ) -> None:
-        """The suite's test; on S3 it hangs now and then (not understood yet, see the note).
+        """A savepoint taken with parallelism 2 restored with 3: every record, once.
 
-        Seen in about one run of three: the restored job (parallelism 3) never delivers every
-        record and its cancel never returns, with the event loop idle and no fetcher thread
-        alive. Marked as a known failure on S3 (not strict), with a timeout so it cannot hold
-        up the suite; it passes on the local file system every time.
+        The suite's version stops the first run after a third of its records; this source often
+        reads all 50,000 before the suite looks, and the restored run then has nothing to read
+        (that case once hung: core lost a cancel() issued before the job's first step, fixed
+        there). As in the savepoint test below, files added after the savepoint give the
+        restored run records of its own, besides whatever the first run left.
         """
-        if "s3" in request.node.name:
-            request.applymarker(
-                pytest.mark.xfail(reason="intermittent hang on S3 after a rescale", strict=False)
-            )
-        super().test_restore_with_other_parallelism(external, tmp_path)
+        records = list(range(self.count))
+        external.write_test_data(records[: self.count // 2])
+        sink: CollectSink[Any] = CollectSink()
+        savepoint = _collect_unbounded(
+            external.create_source(bounded=False),
+            sink,
+            parallelism=2,
+            until=lambda got: len(got) >= self.count // 6,
+            timeout=self.timeout,
+            savepoint=tmp_path / "savepoint",
+        )
+        first = sink.results()
+        external.write_test_data(records[self.count // 2 :])
+        _collect_unbounded(
+            external.create_source(bounded=False),
+            sink,
+            parallelism=self.restore_parallelism,
+            restore_from=str(savepoint),
+            until=lambda got: len(got) >= self.count,
+            timeout=self.timeout,
+        )
+        combined = sink.results()
+        assert 0 < len(first) < len(combined)
+        assert len(set(combined)) == len(combined), "records read twice across the rescale"
+        assert sorted(combined) == records
 
     def test_unbounded_read_across_savepoint(
         self, external: SourceExternalContext, tmp_path: Path
