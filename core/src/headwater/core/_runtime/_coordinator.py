@@ -275,6 +275,20 @@ class CheckpointCoordinator:
             self._attempt.spawn(self._complete(pending), "checkpoint completion")
 
     async def _complete(self, pending: _Pending) -> None:
+        try:
+            await self._write_and_notify(pending)
+        except asyncio.CancelledError:
+            pending.future.cancel()
+            raise
+        except Exception as exc:
+            # The checkpoint left ``self.pending`` when its last acknowledgement came, so
+            # fail_all() no longer reaches it: whoever awaits it (the final checkpoint, a
+            # savepoint) must hear of the failure here, or it waits forever.
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            raise
+
+    async def _write_and_notify(self, pending: _Pending) -> None:
         data = _metadata_document(pending, self._attempt.job_name)
         path = await self._pool.run(
             self._storage.write, pending.checkpoint_id, data, pending.savepoint
