@@ -128,6 +128,7 @@ from headwater.core._windows import (
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
     WindowAssigner,
+    WindowResult,
 )
 from headwater.core.version import __version__
 
@@ -243,6 +244,7 @@ __all__ = [
     "WatermarkGenerator",
     "WatermarkStrategy",
     "WindowAssigner",
+    "WindowResult",
     "WindowedStream",
     "WriterInitContext",
     "__version__",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from headwater.core._aggregations import Avg, Count, Field, Max, Min, Sum
 from headwater.core._errors import ConfigurationError
 from headwater.core._functions import (
     BroadcastProcessFunction,
@@ -17,7 +18,13 @@ from headwater.core._functions import (
 from headwater.core._graph import Edge, NodeKind, Partitioning, Transformation
 from headwater.core._sink import Sink
 from headwater.core._state import AggregateFunction
-from headwater.core._windows import ProcessWindowFunction, Trigger, WindowAssigner, WindowSpec
+from headwater.core._windows import (
+    ProcessWindowFunction,
+    Trigger,
+    WindowAssigner,
+    WindowResult,
+    WindowSpec,
+)
 
 if TYPE_CHECKING:
     from headwater.core._environment import StreamEnvironment
@@ -281,19 +288,93 @@ class WindowedStream(Generic[T, K]):
         self._late_tag = tag.name
         return self
 
-    def reduce(self, fn: Callable[[T, T], T], *, name: str = "WindowReduce") -> DataStream[T]:
-        """Emit, per window and key, the records folded with ``fn``."""
-        return self._build("reduce", fn, name)
+    @overload
+    def reduce(
+        self,
+        fn: Callable[[T, T], T],
+        *,
+        name: str = ...,
+        with_window: Literal[False] = False,
+    ) -> DataStream[T]: ...
+
+    @overload
+    def reduce(
+        self, fn: Callable[[T, T], T], *, name: str = ..., with_window: Literal[True]
+    ) -> DataStream[WindowResult[K, T]]: ...
+
+    def reduce(
+        self, fn: Callable[[T, T], T], *, name: str = "WindowReduce", with_window: bool = False
+    ) -> DataStream[Any]:
+        """Emit, per window and key, the records folded with ``fn`` (one value kept per window).
+
+        With ``with_window=True`` each result is a :class:`WindowResult` (key, start, end, value).
+        """
+        if not callable(fn):
+            raise ConfigurationError(f"reduce(): expected a function, got {type(fn).__name__}")
+        return self._build("reduce", fn, name, with_window)
+
+    @overload
+    def aggregate(
+        self,
+        fn: AggregateFunction[T, Any, R],
+        *,
+        name: str = ...,
+        with_window: Literal[False] = False,
+    ) -> DataStream[R]: ...
+
+    @overload
+    def aggregate(
+        self, fn: AggregateFunction[T, Any, R], *, name: str = ..., with_window: Literal[True]
+    ) -> DataStream[WindowResult[K, R]]: ...
 
     def aggregate(
-        self, fn: AggregateFunction[T, Any, R], *, name: str = "WindowAggregate"
-    ) -> DataStream[R]:
-        """Emit, per window and key, the result of an incremental :class:`AggregateFunction`."""
+        self,
+        fn: AggregateFunction[T, Any, R],
+        *,
+        name: str = "WindowAggregate",
+        with_window: bool = False,
+    ) -> DataStream[Any]:
+        """Emit, per window and key, the result of an incremental :class:`AggregateFunction`.
+
+        With ``with_window=True`` each result is a :class:`WindowResult` (key, start, end, value).
+        """
         if not isinstance(fn, AggregateFunction):
             raise ConfigurationError(
                 f"aggregate(): expected an AggregateFunction, got {type(fn).__name__}"
             )
-        return self._build("aggregate", fn, name)
+        return self._build("aggregate", fn, name, with_window)
+
+    def count(self, *, name: str = "WindowCount") -> DataStream[WindowResult[K, int]]:
+        """Emit, per window and key, the number of records as a :class:`WindowResult`."""
+        return self._build("aggregate", Count(), name, True)
+
+    def sum(
+        self, field: Field = None, *, name: str = "WindowSum"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the sum of ``field`` as a :class:`WindowResult`.
+
+        ``field`` is a mapping key or attribute name, a tuple index, a function of the record, or
+        ``None`` for the record itself. Values keep their type (ints, Decimals, timedeltas).
+        """
+        return self._build("aggregate", Sum(field), name, True)
+
+    def min(
+        self, field: Field = None, *, name: str = "WindowMin"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the smallest ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Min(field), name, True)
+
+    def max(
+        self, field: Field = None, *, name: str = "WindowMax"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the largest ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Max(field), name, True)
+
+    def avg(
+        self, field: Field = None, *, name: str = "WindowAvg"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the mean of ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Avg(field), name, True)
 
     def process(
         self, fn: ProcessWindowFunction[K, T, R], *, name: str = "WindowProcess"
@@ -305,7 +386,7 @@ class WindowedStream(Generic[T, K]):
             )
         return self._build("process", fn, name)
 
-    def _build(self, kind: str, fn: Any, name: str) -> DataStream[Any]:
+    def _build(self, kind: str, fn: Any, name: str, with_window: bool = False) -> DataStream[Any]:
         spec = WindowSpec(
             assigner=self._assigner,
             trigger=self._trigger,
@@ -313,6 +394,7 @@ class WindowedStream(Generic[T, K]):
             late_tag=self._late_tag,
             kind=kind,
             function=fn,
+            with_window=with_window,
         )
         return self._keyed._add(NodeKind.WINDOW, name, spec, key=self._keyed._key_selector)
 
