@@ -37,6 +37,7 @@ from headwater.core._datastream import (
     KeyedStream,
     WindowedStream,
 )
+from headwater.core._dead_letters import emit_dead_letter
 from headwater.core._environment import ExecutionConfig, StreamEnvironment
 from headwater.core._errors import (
     CheckpointError,
@@ -248,6 +249,7 @@ __all__ = [
     "WindowedStream",
     "WriterInitContext",
     "__version__",
+    "emit_dead_letter",
     "installed_connectors",
     "load_pipeline",
     "register_state_serializer",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from headwater.core._aggregations import Avg, Count, Field, Max, Min, Sum
+from headwater.core._dead_letters import DEAD_LETTER_TAG
 from headwater.core._errors import ConfigurationError
 from headwater.core._functions import (
     BroadcastProcessFunction,
@@ -174,6 +175,22 @@ class DataStream(Generic[T]):
     def get_side_output(self, tag: OutputTag[R]) -> DataStream[R]:
         """The records the operator producing this stream emitted to the side output ``tag``."""
         return DataStream(self._env, [replace(e, tag=tag.name) for e in self._edges])
+
+    def dead_letters(self) -> DataStream[Any]:
+        """The records this source could not read, as a stream (sink it to any connector).
+
+        A connector reports a bad record here when its error policy says so (connector-base's
+        ``DeadLetterOnError()`` without a collector: a ``DeadLetter`` with the raw payload, the
+        error and the position). The letters are checkpointed like any other output: with a
+        transactional sink, a restore neither duplicates nor loses one. Only a source's stream
+        has dead letters.
+        """
+        source = self._single("dead_letters")
+        if source.kind is not NodeKind.SOURCE or any(e.tag is not None for e in self._edges):
+            raise ConfigurationError(
+                f"dead_letters(): only a source's stream has dead letters, not {source.name!r}'s"
+            )
+        return DataStream(self._env, [replace(e, tag=DEAD_LETTER_TAG) for e in self._edges])
 
     # -- sinks -----------------------------------------------------------------------------
     def sink_to(self, sink: Sink[T], *, name: str | None = None) -> DataStreamSink:
