@@ -5,6 +5,7 @@ python -m tools new-connector NAME   scaffold connector-NAME/ from tools/templat
 python -m tools compat-table         regenerate docs/compatibility.md from compatibility.toml
 python -m tools import-cycles        fail when workspace modules import each other in a cycle
 python -m tools check [NAME...]      the static checks CI runs (see tools/checks.py)
+python -m tools links                fail on a broken relative link in the markdown
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tools import checks, docs_gen, import_cycles, new_connector, release
+from tools import checks, docs_gen, import_cycles, links, new_connector, release
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "release": release.main,
@@ -20,6 +21,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "compat-table": docs_gen.main,
     "import-cycles": import_cycles.main,
     "check": checks.main,
+    "links": links.main,
 }
 
 

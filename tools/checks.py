@@ -9,7 +9,9 @@ runs them all as its first step, then the tests. The checks, in order:
 - ``mypy``: ``mypy`` strict over every package's ``src/`` (as ``nox -s typecheck``);
 - ``docs``: ``mkdocs build --strict`` into a temporary directory (broken links, missing options
   descriptions and missing connector-page sections fail it);
-- ``import-cycles``: no workspace modules importing each other in a cycle at import time.
+- ``import-cycles``: no workspace modules importing each other in a cycle at import time;
+- ``links``: no broken relative link in the repository's markdown (the docs read correctly in
+  the repository, not only in the site; see tools/links.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ CHECKS = (
         lambda: {"NO_MKDOCS_2_WARNING": "1"},
     ),
     Check("import-cycles", lambda _tmp: [sys.executable, "-m", "tools", "import-cycles"]),
+    Check("links", lambda _tmp: [sys.executable, "-m", "tools", "links"]),
 )
 
 

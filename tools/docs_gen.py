@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import re
 import sys
 from dataclasses import dataclass
@@ -102,6 +103,31 @@ def site_sources(workspace: Workspace) -> dict[str, Path]:
             if path.is_file():
                 sources[f"{prefix}/{path.relative_to(docs).as_posix()}"] = path
     return sources
+
+
+_LINK_TARGET = re.compile(r"(!?\[[^\]\n]*\]\(\s*)([^)\s#]+)(#[^)\s]*)?")
+
+
+def site_links(markdown: str, page_path: Path, page_uri: str, uris: dict[Path, str]) -> str:
+    """Repository-relative links rewritten to the site's paths.
+
+    Pages link to each other as files in the repository (``../../docs/architecture.md``,
+    ``../connector-kafka/docs/index.md``), so they read correctly there; in the site a package's
+    docs live under another path (see :func:`site_sources`). ``uris`` maps each file in the
+    site to its path there; links to other targets (the web, files outside the site) are kept.
+    """
+    base = posixpath.dirname(page_uri)
+
+    def rewrite(match: re.Match[str]) -> str:
+        target = match.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("/"):
+            return match.group(0)
+        uri = uris.get((page_path.parent / target).resolve())
+        if uri is None:
+            return match.group(0)
+        return f"{match.group(1)}{posixpath.relpath(uri, base or '.')}{match.group(3) or ''}"
+
+    return _LINK_TARGET.sub(rewrite, markdown)
 
 
 def expand(markdown: str, workspace: Workspace, package: Package | None) -> Expansion:
@@ -335,7 +361,7 @@ def compatibility_page(workspace: Workspace) -> str:
             "|---|---|" + "---|" * len(minors),
         ]
         lines += [
-            f"| [{p.short_name}](connectors/{p.short_name}/index.md) | `{p.distribution}` | "
+            f"| [{p.short_name}](../{p.path.name}/docs/index.md) | `{p.distribution}` | "
             + " | ".join("yes" if m in p.core_minors else "no" for m in reversed(minors))
             + " |"
             for p in workspace.connectors

@@ -72,6 +72,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         ),
         None,
     )
+    uris = {Path(f.abs_src_path).resolve(): f.src_uri for f in files if f.abs_src_path}
+    markdown = docs_gen.site_links(markdown, Path(page.file.abs_src_path or ROOT), uri, uris)
     expansion = docs_gen.expand(markdown, workspace, package)
     for problem in expansion.problems:
         log.warning(f"{uri}: {problem}")

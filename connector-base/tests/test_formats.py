@@ -10,8 +10,9 @@ from headwater.connectors.base import (
     RawFormat,
     SkipOnError,
     TextFormat,
+    format_from_setting,
 )
-from headwater.core import ConfigurationError, Counter, SerializationError
+from headwater.core import ConfigurationError, Counter, SerializationError, emit_dead_letter
 
 SCHEMA = {
     "type": "record",
@@ -128,3 +129,13 @@ def test_timestamped_decoding_keeps_each_value_with_its_timestamp() -> None:
     assert errors.count == 2
     with pytest.raises(SerializationError, match="at-1"):
         JsonFormat().deserialize_timestamped([b"1", b"{bad"], [1, 2], position=lambda i: f"at-{i}")
+
+
+def test_a_pipeline_format_can_send_bad_records_to_the_dead_letters() -> None:
+    """``on_error = "dead_letter"``: the letters go to the source's stream (core's emitter);
+    connector-files' tests run it end to end."""
+    fmt = format_from_setting({"name": "json", "on_error": "dead_letter"}, "f [source] format")
+    assert isinstance(fmt.on_error, DeadLetterOnError)
+    assert fmt.on_error.collector is emit_dead_letter
+    with pytest.raises(ConfigurationError, match=r"call \.dead_letters\(\) on the source's stream"):
+        fmt.deserialize_batch([b"{"])  # outside a job that reads them: refused, not dropped

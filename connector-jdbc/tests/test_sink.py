@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from headwater.connectors.jdbc import (
@@ -15,6 +17,7 @@ from headwater.connectors.jdbc import (
     RowKind,
 )
 from headwater.core import (
+    CheckpointConfig,
     ConfigurationError,
     JobFailedError,
     StreamEnvironment,
@@ -271,3 +274,77 @@ def test_errors_are_classified_from_the_real_drivers(databases) -> None:
     assert classify(error_of(pg, "SELEC 1")) is ErrorKind.FATAL
     sqlite = databases["sqlite"].url
     assert classify(error_of(sqlite, "SELECT * FROM no_such_table")) is ErrorKind.FATAL
+
+
+def _typed_rows(dialect: str) -> list[dict[str, Any]]:
+    at = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    # sqlite3 cannot bind Decimals (the sink passes values to the driver as they are): floats
+    # there, exact in binary (eighths)
+    number: Any = float if dialect == "sqlite" else Decimal
+    return [
+        {
+            "id": i,
+            "customer": f"c{i % 7}",
+            "amount": number(i * 37 % 1000) / 8,
+            "paid": i % 3 == 0,
+            "at": at + timedelta(seconds=i),
+            "note": None if i % 2 else f"note {i}",
+        }
+        for i in range(300)
+    ]
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_create_table_from_the_rows_keeps_their_values(db, guarantee: str) -> None:
+    table = db.table("created")
+    rows = _typed_rows(db.dialect)
+    sink = JdbcSink(
+        options(
+            db,
+            table,
+            create_table=True,
+            key_columns=("id",),
+            batch_size=50,
+            delivery_guarantee=guarantee,
+        )
+    )
+    env = StreamEnvironment(parallelism=2)
+    if guarantee == "exactly_once":
+        env = StreamEnvironment(
+            parallelism=2, checkpointing=CheckpointConfig(interval=timedelta(milliseconds=50))
+        )
+    env.from_collection(rows).rebalance().sink_to(sink)
+    env.execute("create table")
+    got = db.query(f"SELECT id, customer, amount, paid, at, note FROM {table} ORDER BY id")
+    assert len(got) == len(rows)
+    for row, (id_, customer, amount, paid, at, note) in zip(rows, got, strict=True):
+        assert (id_, customer, Decimal(amount), bool(paid), note) == (
+            row["id"],
+            row["customer"],
+            row["amount"],
+            row["paid"],
+            row["note"],
+        )
+        stored = datetime.fromisoformat(at) if isinstance(at, str) else at  # sqlite: text
+        stored = stored if stored.tzinfo is not None else stored.replace(tzinfo=UTC)
+        assert stored == row["at"], (row["id"], at)
+
+
+def test_create_table_with_given_ddl(db) -> None:
+    table = db.table("ddl")
+    ddl = f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, score INTEGER)"
+    rows = [{"id": i, "name": f"n{i}", "score": i} for i in range(120)]
+    run_job(rows, JdbcSink(options(db, table, create_table=True, table_ddl=ddl)), parallelism=2)
+    assert db.query(f"SELECT count(*), sum(score) FROM {table}") == [(120, sum(range(120)))]
+
+
+def test_create_table_names_a_column_it_cannot_type(db) -> None:
+    table = db.table("untyped")
+    rows = [{"id": 1, "blob": object()}]
+    with pytest.raises(JobFailedError, match=r"column 'blob' has a object"):
+        run_job(rows, JdbcSink(options(db, table, create_table=True, max_retries=0)))
+
+
+def test_table_ddl_needs_create_table() -> None:
+    with pytest.raises(ConfigurationError, match="table_ddl"):
+        JdbcSinkOptions(url="sqlite://", table="t", table_ddl="CREATE TABLE t (id INTEGER)")

@@ -173,7 +173,7 @@ def test_key_by_and_reduce_keep_running_values_per_key(tmp_path: Path) -> None:
         ('[[steps]]\nreduce = "pipeline_functions:add"', r"#1: reduce must follow a key_by step"),
         (
             '[[steps]]\nkey_by = "pipeline_functions:user"\n[[steps]]\nmap = "pipeline_functions:show"',
-            r"#2: a key_by step is followed by reduce, not map",
+            r"#2: a key_by step is followed by reduce or window, not map",
         ),
         ('[[steps]]\nkey_by = "pipeline_functions:user"', r"the last key_by step needs a reduce"),
     ],

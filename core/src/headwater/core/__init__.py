@@ -37,6 +37,7 @@ from headwater.core._datastream import (
     KeyedStream,
     WindowedStream,
 )
+from headwater.core._dead_letters import emit_dead_letter
 from headwater.core._environment import ExecutionConfig, StreamEnvironment
 from headwater.core._errors import (
     CheckpointError,
@@ -128,6 +129,7 @@ from headwater.core._windows import (
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
     WindowAssigner,
+    WindowResult,
 )
 from headwater.core.version import __version__
 
@@ -243,9 +245,11 @@ __all__ = [
     "WatermarkGenerator",
     "WatermarkStrategy",
     "WindowAssigner",
+    "WindowResult",
     "WindowedStream",
     "WriterInitContext",
     "__version__",
+    "emit_dead_letter",
     "installed_connectors",
     "load_pipeline",
     "register_state_serializer",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from headwater.core._aggregations import Avg, Count, Field, Max, Min, Sum
+from headwater.core._dead_letters import DEAD_LETTER_TAG
 from headwater.core._errors import ConfigurationError
 from headwater.core._functions import (
     BroadcastProcessFunction,
@@ -17,7 +19,13 @@ from headwater.core._functions import (
 from headwater.core._graph import Edge, NodeKind, Partitioning, Transformation
 from headwater.core._sink import Sink
 from headwater.core._state import AggregateFunction
-from headwater.core._windows import ProcessWindowFunction, Trigger, WindowAssigner, WindowSpec
+from headwater.core._windows import (
+    ProcessWindowFunction,
+    Trigger,
+    WindowAssigner,
+    WindowResult,
+    WindowSpec,
+)
 
 if TYPE_CHECKING:
     from headwater.core._environment import StreamEnvironment
@@ -168,6 +176,22 @@ class DataStream(Generic[T]):
         """The records the operator producing this stream emitted to the side output ``tag``."""
         return DataStream(self._env, [replace(e, tag=tag.name) for e in self._edges])
 
+    def dead_letters(self) -> DataStream[Any]:
+        """The records this source could not read, as a stream (sink it to any connector).
+
+        A connector reports a bad record here when its error policy says so (connector-base's
+        ``DeadLetterOnError()`` without a collector: a ``DeadLetter`` with the raw payload, the
+        error and the position). The letters are checkpointed like any other output: with a
+        transactional sink, a restore neither duplicates nor loses one. Only a source's stream
+        has dead letters.
+        """
+        source = self._single("dead_letters")
+        if source.kind is not NodeKind.SOURCE or any(e.tag is not None for e in self._edges):
+            raise ConfigurationError(
+                f"dead_letters(): only a source's stream has dead letters, not {source.name!r}'s"
+            )
+        return DataStream(self._env, [replace(e, tag=DEAD_LETTER_TAG) for e in self._edges])
+
     # -- sinks -----------------------------------------------------------------------------
     def sink_to(self, sink: Sink[T], *, name: str | None = None) -> DataStreamSink:
         """Write the stream to ``sink``."""
@@ -281,19 +305,93 @@ class WindowedStream(Generic[T, K]):
         self._late_tag = tag.name
         return self
 
-    def reduce(self, fn: Callable[[T, T], T], *, name: str = "WindowReduce") -> DataStream[T]:
-        """Emit, per window and key, the records folded with ``fn``."""
-        return self._build("reduce", fn, name)
+    @overload
+    def reduce(
+        self,
+        fn: Callable[[T, T], T],
+        *,
+        name: str = ...,
+        with_window: Literal[False] = False,
+    ) -> DataStream[T]: ...
+
+    @overload
+    def reduce(
+        self, fn: Callable[[T, T], T], *, name: str = ..., with_window: Literal[True]
+    ) -> DataStream[WindowResult[K, T]]: ...
+
+    def reduce(
+        self, fn: Callable[[T, T], T], *, name: str = "WindowReduce", with_window: bool = False
+    ) -> DataStream[Any]:
+        """Emit, per window and key, the records folded with ``fn`` (one value kept per window).
+
+        With ``with_window=True`` each result is a :class:`WindowResult` (key, start, end, value).
+        """
+        if not callable(fn):
+            raise ConfigurationError(f"reduce(): expected a function, got {type(fn).__name__}")
+        return self._build("reduce", fn, name, with_window)
+
+    @overload
+    def aggregate(
+        self,
+        fn: AggregateFunction[T, Any, R],
+        *,
+        name: str = ...,
+        with_window: Literal[False] = False,
+    ) -> DataStream[R]: ...
+
+    @overload
+    def aggregate(
+        self, fn: AggregateFunction[T, Any, R], *, name: str = ..., with_window: Literal[True]
+    ) -> DataStream[WindowResult[K, R]]: ...
 
     def aggregate(
-        self, fn: AggregateFunction[T, Any, R], *, name: str = "WindowAggregate"
-    ) -> DataStream[R]:
-        """Emit, per window and key, the result of an incremental :class:`AggregateFunction`."""
+        self,
+        fn: AggregateFunction[T, Any, R],
+        *,
+        name: str = "WindowAggregate",
+        with_window: bool = False,
+    ) -> DataStream[Any]:
+        """Emit, per window and key, the result of an incremental :class:`AggregateFunction`.
+
+        With ``with_window=True`` each result is a :class:`WindowResult` (key, start, end, value).
+        """
         if not isinstance(fn, AggregateFunction):
             raise ConfigurationError(
                 f"aggregate(): expected an AggregateFunction, got {type(fn).__name__}"
             )
-        return self._build("aggregate", fn, name)
+        return self._build("aggregate", fn, name, with_window)
+
+    def count(self, *, name: str = "WindowCount") -> DataStream[WindowResult[K, int]]:
+        """Emit, per window and key, the number of records as a :class:`WindowResult`."""
+        return self._build("aggregate", Count(), name, True)
+
+    def sum(
+        self, field: Field = None, *, name: str = "WindowSum"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the sum of ``field`` as a :class:`WindowResult`.
+
+        ``field`` is a mapping key or attribute name, a tuple index, a function of the record, or
+        ``None`` for the record itself. Values keep their type (ints, Decimals, timedeltas).
+        """
+        return self._build("aggregate", Sum(field), name, True)
+
+    def min(
+        self, field: Field = None, *, name: str = "WindowMin"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the smallest ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Min(field), name, True)
+
+    def max(
+        self, field: Field = None, *, name: str = "WindowMax"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the largest ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Max(field), name, True)
+
+    def avg(
+        self, field: Field = None, *, name: str = "WindowAvg"
+    ) -> DataStream[WindowResult[K, Any]]:
+        """Emit, per window and key, the mean of ``field`` (see :meth:`sum`) as a :class:`WindowResult`."""
+        return self._build("aggregate", Avg(field), name, True)
 
     def process(
         self, fn: ProcessWindowFunction[K, T, R], *, name: str = "WindowProcess"
@@ -305,7 +403,7 @@ class WindowedStream(Generic[T, K]):
             )
         return self._build("process", fn, name)
 
-    def _build(self, kind: str, fn: Any, name: str) -> DataStream[Any]:
+    def _build(self, kind: str, fn: Any, name: str, with_window: bool = False) -> DataStream[Any]:
         spec = WindowSpec(
             assigner=self._assigner,
             trigger=self._trigger,
@@ -313,6 +411,7 @@ class WindowedStream(Generic[T, K]):
             late_tag=self._late_tag,
             kind=kind,
             function=fn,
+            with_window=with_window,
         )
         return self._keyed._add(NodeKind.WINDOW, name, spec, key=self._keyed._key_selector)
 

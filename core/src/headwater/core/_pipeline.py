@@ -20,6 +20,8 @@ A pipeline file::
 
     [[steps]]                  # optional, in order: map, filter, flat_map, or key_by + reduce
     filter = "orders:is_big"   # a function, as module:name (the file's directory is importable)
+    # key_by may also be followed by a window step:
+    # window = { tumbling = "10s", aggregate = "count" }
 
     [sink]
     connector = "jdbc"
@@ -39,7 +41,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,13 +51,29 @@ from headwater.core._connectors import InstalledConnector, installed_connectors
 from headwater.core._datastream import DataStream, KeyedStream
 from headwater.core._environment import StreamEnvironment
 from headwater.core._errors import ConfigurationError
+from headwater.core._state import AggregateFunction
+from headwater.core._watermarks import WatermarkStrategy
+from headwater.core._windows import (
+    EventTimeSessionWindows,
+    ProcessingTimeSessionWindows,
+    SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows,
+    TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows,
+    WindowAssigner,
+    WindowResult,
+)
 
 if TYPE_CHECKING:
     from headwater.core._runtime._executor import JobResult
 
 __all__ = ["Pipeline", "PipelineEndpoint", "load_pipeline"]
 
-_STEPS = ("map", "filter", "flat_map", "key_by", "reduce")
+_STEPS = ("map", "filter", "flat_map", "key_by", "reduce", "window")
+_KEYED_STEPS = ("reduce", "window")
+_WINDOW_KINDS = ("tumbling", "sliding", "session")
+_WINDOW_KEYS = {*_WINDOW_KINDS, "slide", "aggregate", "field", "time", "timestamp", "max_delay"}
+_BUILTIN_AGGREGATES = ("count", "sum", "min", "max", "avg")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -109,6 +127,14 @@ class Pipeline:
 
 def resolve_function(reference: Any, where: str) -> Callable[..., Any]:
     """Import ``module:name`` (a dotted name after the colon reaches into the module)."""
+    target = _import(reference, where)
+    if not callable(target):
+        raise ConfigurationError(f"{where}: {reference!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _import(reference: Any, where: str) -> Any:
+    """The object ``module:name`` names."""
     if not isinstance(reference, str) or reference.count(":") != 1:
         raise ConfigurationError(f"{where}: expected 'module:function', got {reference!r}")
     module_name, _, attribute = reference.partition(":")
@@ -118,9 +144,7 @@ def resolve_function(reference: Any, where: str) -> Callable[..., Any]:
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"{where}: cannot import {reference!r}: {exc}") from exc
-    if not callable(target):
-        raise ConfigurationError(f"{where}: {reference!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def parse_duration(value: Any, where: str) -> timedelta:
@@ -233,10 +257,19 @@ def _apply_steps(stream: DataStream[Any], steps: Any, file: Path) -> DataStream[
             raise ConfigurationError(f"{where}: expected exactly one of {', '.join(_STEPS)}")
         kind = kinds[0]
         _unknown(step, {kind, "name"}, where)
-        if keyed is None and kind == "reduce":
-            raise ConfigurationError(f"{where}: reduce must follow a key_by step")
-        if keyed is not None and kind != "reduce":
-            raise ConfigurationError(f"{where}: a key_by step is followed by reduce, not {kind}")
+        if keyed is None and kind in _KEYED_STEPS:
+            raise ConfigurationError(f"{where}: {kind} must follow a key_by step")
+        if keyed is not None and kind not in _KEYED_STEPS:
+            raise ConfigurationError(
+                f"{where}: a key_by step is followed by reduce or window, not {kind}"
+            )
+        if kind == "window":
+            assert keyed is not None
+            stream, keyed = (
+                _window(keyed, step["window"], f"{where} window", step.get("name")),
+                None,
+            )
+            continue
         function = resolve_function(step[kind], f"{where} {kind}")
         name = str(step.get("name", f"{kind} {step[kind]}"))
         if kind == "key_by":
@@ -246,8 +279,133 @@ def _apply_steps(stream: DataStream[Any], steps: Any, file: Path) -> DataStream[
         else:
             stream = getattr(stream, kind)(function, name=name)
     if keyed is not None:
-        raise ConfigurationError(f"{file} [[steps]]: the last key_by step needs a reduce step")
+        raise ConfigurationError(
+            f"{file} [[steps]]: the last key_by step needs a reduce or window step"
+        )
     return stream
+
+
+def _window_table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f'{where}: expected a table such as {{ tumbling = "10s", aggregate = "count" }}'
+        )
+    _unknown(value, _WINDOW_KEYS, where)
+    kinds = [k for k in _WINDOW_KINDS if k in value]
+    if len(kinds) != 1:
+        raise ConfigurationError(f"{where}: expected exactly one of {', '.join(_WINDOW_KINDS)}")
+    if "slide" in value and kinds[0] != "sliding":
+        raise ConfigurationError(f"{where} slide: only for sliding windows")
+    time = value.get("time", "event")
+    if time not in ("event", "processing"):
+        raise ConfigurationError(f"{where} time: expected 'event' or 'processing', got {time!r}")
+    if time == "processing" and ("timestamp" in value or "max_delay" in value):
+        raise ConfigurationError(
+            f"{where}: timestamp and max_delay are for event-time windows (time = 'event')"
+        )
+    return value
+
+
+def _assigner(table: Mapping[str, Any], where: str) -> WindowAssigner:
+    event = table.get("time", "event") == "event"
+    if "tumbling" in table:
+        size = parse_duration(table["tumbling"], f"{where} tumbling")
+        tumbling = TumblingEventTimeWindows if event else TumblingProcessingTimeWindows
+        return tumbling.of(size)
+    if "sliding" in table:
+        if "slide" not in table:
+            raise ConfigurationError(f"{where}: a sliding window needs slide (a duration)")
+        size = parse_duration(table["sliding"], f"{where} sliding")
+        slide = parse_duration(table["slide"], f"{where} slide")
+        sliding = SlidingEventTimeWindows if event else SlidingProcessingTimeWindows
+        return sliding.of(size, slide)
+    gap = parse_duration(table["session"], f"{where} session")
+    session = EventTimeSessionWindows if event else ProcessingTimeSessionWindows
+    return session.with_gap(gap)
+
+
+def _window(
+    keyed: KeyedStream[Any, Any], value: Any, where: str, name: Any
+) -> DataStream[dict[str, Any]]:
+    """A window step: its results as rows ``{"key", "start", "end", "value"}``."""
+    table = _window_table(value, where)
+    windowed = keyed.window(_assigner(table, where))
+    aggregate = table.get("aggregate")
+    field = table.get("field")
+    label = str(name) if name is not None else f"window {aggregate}"
+    results: DataStream[WindowResult[Any, Any]]
+    if aggregate in _BUILTIN_AGGREGATES:
+        if aggregate == "count":
+            if field is not None:
+                raise ConfigurationError(f"{where} field: count takes no field")
+            results = windowed.count(name=label)
+        else:
+            results = getattr(windowed, aggregate)(field, name=label)
+    elif isinstance(aggregate, str) and ":" in aggregate:
+        if field is not None:
+            raise ConfigurationError(
+                f"{where} field: only for {', '.join(_BUILTIN_AGGREGATES[1:])}"
+            )
+        target = _import(aggregate, f"{where} aggregate")
+        if isinstance(target, type) and issubclass(target, AggregateFunction):
+            target = target()
+        if isinstance(target, AggregateFunction):
+            results = windowed.aggregate(target, name=label, with_window=True)
+        elif callable(target):
+            results = windowed.reduce(target, name=label, with_window=True)
+        else:
+            raise ConfigurationError(
+                f"{where} aggregate: {aggregate!r} is neither an AggregateFunction nor a function"
+            )
+    else:
+        raise ConfigurationError(
+            f"{where} aggregate: expected one of {', '.join(_BUILTIN_AGGREGATES)} or "
+            f"'module:function', got {aggregate!r}"
+        )
+    return results.map(WindowResult.as_dict, name=f"{label} rows")
+
+
+def _event_time(steps: Any, file: Path) -> WatermarkStrategy[Any] | None:
+    """The source's watermark strategy when an event-time window step needs one.
+
+    The first event-time window step's ``timestamp`` (a function returning a datetime or epoch
+    milliseconds; default: the source's own timestamps) and ``max_delay`` (how much out of order
+    records arrive; default 0) apply to the source.
+    """
+    if not isinstance(steps, list):
+        return None
+    for index, step in enumerate(steps):
+        table = step.get("window") if isinstance(step, dict) else None
+        if not isinstance(table, dict) or table.get("time", "event") != "event":
+            continue
+        where = f"{file} [[steps]] #{index + 1} window"
+        delay = parse_duration(table.get("max_delay", 0), f"{where} max_delay")
+        strategy: WatermarkStrategy[Any] = WatermarkStrategy.for_bounded_out_of_orderness(delay)
+        if "timestamp" in table:
+            reader = resolve_function(table["timestamp"], f"{where} timestamp")
+            strategy = strategy.with_timestamp_assigner(_TimestampOf(reader, f"{where} timestamp"))
+        return strategy
+    return None
+
+
+class _TimestampOf:
+    """Epoch milliseconds from a function returning a datetime (naive means UTC) or an int."""
+
+    def __init__(self, reader: Callable[[Any], Any], where: str) -> None:
+        self.reader = reader
+        self.where = where
+
+    def __call__(self, record: Any, _source_timestamp: int | None) -> int:
+        value = self.reader(record)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return int(value.timestamp() * 1000)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigurationError(
+            f"{self.where}: expected a datetime or epoch milliseconds, got {type(value).__name__}"
+        )
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -270,8 +428,9 @@ def load_pipeline(path: str | Path) -> Pipeline:
     source = _endpoint(document, "source", file, installed)
     sink = _endpoint(document, "sink", file, installed)
     source_name = f"{document['source']['connector']} source"
+    steps = document.get("steps", [])
     stream = _apply_steps(
-        env.from_source(source, name=source_name), document.get("steps", []), file
+        env.from_source(source, _event_time(steps, file), name=source_name), steps, file
     )
     stream.sink_to(sink, name=f"{document['sink']['connector']} sink")
     return Pipeline(env, name)

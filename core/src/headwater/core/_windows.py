@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from headwater.core._errors import ConfigurationError
@@ -26,6 +26,7 @@ __all__ = [
     "TumblingEventTimeWindows",
     "TumblingProcessingTimeWindows",
     "WindowAssigner",
+    "WindowResult",
 ]
 
 K = TypeVar("K")
@@ -207,6 +208,40 @@ class ProcessWindowFunction(ABC, Generic[K, IN, OUT]):
         """Return the records to emit for one firing of ``window``."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult(Generic[K, OUT]):
+    """One window's result for one key, with the window's bounds.
+
+    Attributes:
+        key: the key the window belongs to.
+        start: the window's first instant (UTC).
+        end: the instant after the window's last (the window is ``[start, end)``).
+        value: the aggregate (a count, a sum, an ``AggregateFunction``'s result...).
+    """
+
+    key: K
+    start: datetime
+    end: datetime
+    value: OUT
+
+    @classmethod
+    def of(cls, key: K, start_ms: int, end_ms: int, value: OUT) -> WindowResult[K, OUT]:
+        """The result for the window ``[start_ms, end_ms)`` in epoch milliseconds."""
+        return cls(
+            key,
+            _EPOCH + timedelta(milliseconds=start_ms),
+            _EPOCH + timedelta(milliseconds=end_ms),
+            value,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"key", "start", "end", "value"}``: a row for sinks that take mappings."""
+        return {"key": self.key, "start": self.start, "end": self.end, "value": self.value}
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Everything the window operator needs (internal)."""
@@ -218,3 +253,5 @@ class WindowSpec:
     kind: str
     """``reduce``, ``aggregate`` or ``process``."""
     function: Any
+    with_window: bool = False
+    """``reduce``/``aggregate`` results come wrapped in a :class:`WindowResult`."""

@@ -9,8 +9,9 @@ is the format's :class:`ErrorPolicy`:
   record's position.
 - :class:`SkipOnError`: drop the record and count it (``numRecordsInErrors``).
 - :class:`DeadLetterOnError`: drop the record, count it, and hand a :class:`DeadLetter` (the raw
-  payload, the error and the position) to a collector you supply. Core has no side outputs yet, so
-  the collector is a plain callable: append to a list, write to a file, or buffer for a sink.
+  payload, the error and the position) to the source's ``dead_letters()`` stream (sink it to any
+  connector; exactly once with checkpoints like any other output), or to a collector you supply
+  (a plain callable: append to a list, write to a file).
 
 A reader binds a format to its metric group once, with :meth:`Format.deserializer`; the
 :class:`Deserializer` it gets counts bad payloads in that group's ``numRecordsInErrors`` (the
@@ -33,6 +34,7 @@ from headwater.core import (
     MetricGroup,
     PipelineEndpoint,
     SerializationError,
+    emit_dead_letter,
 )
 
 __all__ = [
@@ -101,14 +103,17 @@ class SkipOnError(ErrorPolicy):
 
 
 class DeadLetterOnError(ErrorPolicy):
-    """Drop bad records, count them, and pass each as a :class:`DeadLetter` to ``collector``.
+    """Drop bad records, count them, and pass each as a :class:`DeadLetter` on.
 
-    The collector runs on the event loop inside ``deserialize_batch``: it must be quick and must
-    not block (append to a list or a queue that a sink drains).
+    Without a collector, a source's letters go to its ``dead_letters()`` stream
+    (``env.from_source(...).dead_letters().sink_to(...)``; core's ``emit_dead_letter``): the job
+    fails with a clear error if it does not read them. A collector runs on the event loop inside
+    ``deserialize_batch``: it must be quick and must not block (append to a list or a queue that
+    a sink drains).
     """
 
-    def __init__(self, collector: Callable[[DeadLetter], None]) -> None:
-        self.collector = collector
+    def __init__(self, collector: Callable[[DeadLetter], None] | None = None) -> None:
+        self.collector: Callable[[DeadLetter], None] = collector or emit_dead_letter
 
     def handle(self, letter: DeadLetter, cause: Exception) -> None:
         """Hand ``letter`` to the collector."""
@@ -428,14 +433,19 @@ class AvroFormat(Format[Any]):
 _FORMATS: dict[str, type[Format[Any]]] = {
     f.name: f for f in (RawFormat, TextFormat, JsonFormat, CsvFormat, AvroFormat)
 }
-_POLICIES: dict[str, Callable[[], ErrorPolicy]] = {"fail": FailOnError, "skip": SkipOnError}
+_POLICIES: dict[str, Callable[[], ErrorPolicy]] = {
+    "fail": FailOnError,
+    "skip": SkipOnError,
+    "dead_letter": DeadLetterOnError,
+}
 
 
 def format_from_setting(value: Any, where: str) -> Format[Any]:
     """The format a pipeline file names: ``"json"``, or a table ``{name = "csv", delimiter = ";"}``.
 
-    A table holds the format's keyword arguments and ``on_error`` (``"fail"``, the default, or
-    ``"skip"``). ``where`` names the setting in errors.
+    A table holds the format's keyword arguments and ``on_error`` (``"fail"``, the default,
+    ``"skip"``, or ``"dead_letter"``: to the source's dead-letter stream, which a pipeline sinks
+    with a ``[dead_letters]`` table). ``where`` names the setting in errors.
     """
     settings = {"name": value} if isinstance(value, str) else value
     if not isinstance(settings, dict) or not isinstance(settings.get("name"), str):

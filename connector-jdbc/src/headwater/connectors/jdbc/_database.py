@@ -7,22 +7,36 @@ the order of its parameters; every flush then runs one ``executemany`` of plain 
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
 from headwater.connectors.jdbc._errors import JdbcError
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     Connection,
+    Date,
+    DateTime,
+    Double,
     Engine,
+    Interval,
+    LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Table,
+    Text,
+    Time,
+    Uuid,
     create_engine,
     delete,
     event,
@@ -38,10 +52,12 @@ from sqlalchemy.sql.expression import ClauseElement, bindparam
 
 __all__ = [
     "CompiledStatement",
+    "MissingTableError",
     "connect",
     "create_tables",
     "reflect_table",
     "staging_table",
+    "table_from_rows",
     "write_statements",
 ]
 
@@ -105,13 +121,80 @@ def connect(
     return engine
 
 
+class MissingTableError(JdbcError):
+    """The sink's table does not exist (and ``create_table`` is off)."""
+
+
 def reflect_table(connection: Connection, name: str, schema: str | None) -> Table:
     """The metadata of an existing table."""
     try:
         return Table(name, MetaData(), schema=schema, autoload_with=connection)
     except sa_exc.NoSuchTableError:
         where = f"{schema}.{name}" if schema else name
-        raise JdbcError(f"jdbc: table '{where}' does not exist") from None
+        raise MissingTableError(
+            f"jdbc: table '{where}' does not exist (create it, or set the sink's create_table "
+            f"option to create it from the rows or from table_ddl)"
+        ) from None
+
+
+# Python value -> column type of a created table (bool before int: a bool is an int).
+_TYPES: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (bool, lambda _v: Boolean()),
+    (int, lambda _v: BigInteger()),
+    (float, lambda _v: Double()),
+    (Decimal, lambda _v: Numeric(38, 10)),
+    (str, lambda _v: Text()),
+    (bytes, lambda _v: LargeBinary()),
+    (dt.datetime, lambda v: DateTime(timezone=v.tzinfo is not None)),
+    (dt.date, lambda _v: Date()),
+    (dt.time, lambda _v: Time()),
+    (dt.timedelta, lambda _v: Interval()),
+    (uuid.UUID, lambda _v: Uuid()),
+    (dict, lambda _v: JSON()),
+    (list, lambda _v: JSON()),
+)
+
+
+def _column_type(value: Any, key: bool) -> Any:
+    if key and isinstance(value, str):
+        return String(255)  # MySQL/MariaDB cannot index TEXT without a length
+    for cls, make in _TYPES:
+        if isinstance(value, cls):
+            return make(value)
+    return None
+
+
+def table_from_rows(
+    name: str,
+    schema: str | None,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None,
+    key_columns: Sequence[str],
+) -> Table:
+    """A table for ``rows``: each column's type from its first non-null value.
+
+    The columns are ``columns``, or the first row's keys in order; ``key_columns`` form the
+    primary key. Raises :class:`JdbcError` naming a column whose type cannot be told (only
+    nulls, or a value of another type).
+    """
+    if not rows:
+        raise JdbcError(f"jdbc: cannot create table '{name}' before the first row arrives")
+    names = list(columns or rows[0].keys())
+    table_columns = []
+    for column in names:
+        value = next((r[column] for r in rows if r.get(column) is not None), None)
+        key = column in key_columns
+        kind = _column_type(value, key)
+        if kind is None:
+            what = "only nulls" if value is None else f"a {type(value).__name__}"
+            raise JdbcError(
+                f"jdbc: cannot create table '{name}': column '{column}' has {what} in the first "
+                f"rows; give the table's DDL (table_ddl) or create the table"
+            )
+        table_columns.append(
+            Column(column, kind, primary_key=key, nullable=not key, autoincrement=False)
+        )
+    return Table(name, MetaData(), *table_columns, schema=schema)
 
 
 def create_tables(engine: Engine, tables: Sequence[Table], attempts: int = 3) -> None:

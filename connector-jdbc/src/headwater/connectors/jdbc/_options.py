@@ -111,6 +111,13 @@ class JdbcSinkOptions(_Options):
     """Upsert and delete on these columns (a primary key or unique index); empty for plain inserts."""
     statement: str | None = None
     """Your own SQL run for every inserted/updated row, with ``:column`` placeholders."""
+    create_table: bool = False
+    """Create the table if it does not exist: with ``table_ddl`` if given, else from the first
+    rows written (their keys, or ``columns``, in order; each column's type from its first
+    non-null value: int, float, Decimal (``NUMERIC(38, 10)``), str, bytes, bool, datetime, date,
+    time, timedelta, UUID, dict/list as JSON; ``key_columns`` are the primary key)."""
+    table_ddl: str | None = None
+    """The ``CREATE TABLE`` statement ``create_table`` runs when the table is missing."""
     batch_size: int = Field(default=1000, ge=1)
     """Rows per flush (one batch statement)."""
     batch_interval: timedelta | None = timedelta(seconds=1)
@@ -157,6 +164,8 @@ class JdbcSinkOptions(_Options):
             raise ValueError("'columns' must not be empty")
         if self.columns is not None and not set(self.key_columns) <= set(self.columns):
             raise ValueError("every key column must be one of 'columns'")
+        if self.table_ddl is not None and not self.create_table:
+            raise ValueError("'table_ddl' is used only with create_table = true")
         if (self.error_policy is ErrorPolicy.DEAD_LETTER) != (self.dead_letter_table is not None):
             raise ValueError("'dead_letter_table' is set exactly when error_policy is DEAD_LETTER")
         if self.staging_retention is not None and self.staging_retention <= timedelta(0):

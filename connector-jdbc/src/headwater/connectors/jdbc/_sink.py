@@ -185,7 +185,7 @@ class _JdbcWriter(CommittingSinkWriter[Record, str]):
         if task is not None:
             await task
 
-    async def _purge_expired(self) -> None:
+    async def _purge_expired(self, changes: list[Change]) -> None:
         """Delete staged rows and commit-log entries older than ``staging_retention``.
 
         Housekeeping: a failure is logged and never fails the job.
@@ -198,7 +198,9 @@ class _JdbcWriter(CommittingSinkWriter[Record, str]):
         try:
             staged, logged = await within(
                 self._options.operation_timeout,
-                partial(self._context.run_blocking, self._table.purge_expired, created_before),
+                partial(
+                    self._context.run_blocking, self._table.purge_expired, created_before, changes
+                ),
             )
         except Exception as exc:
             _log.warning(
@@ -218,7 +220,7 @@ class _JdbcWriter(CommittingSinkWriter[Record, str]):
 
     async def _send(self, chunk: list[Change], txn: str, first_seq: int) -> None:
         if self._purge_pending:
-            await self._purge_expired()
+            await self._purge_expired(chunk)
         if self._exactly_once:
             call = partial(self._context.run_blocking, self._table.stage, chunk, txn, first_seq)
         else:

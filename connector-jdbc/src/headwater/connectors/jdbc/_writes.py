@@ -28,10 +28,12 @@ from headwater.connectors.jdbc._database import (
     STAGING_SEQ,
     STAGING_TXN,
     CompiledStatement,
+    MissingTableError,
     connect,
     create_tables,
     reflect_table,
     staging_table,
+    table_from_rows,
     write_statements,
 )
 from headwater.connectors.jdbc._errors import (
@@ -60,6 +62,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy import exc as sa_exc
 
 __all__ = ["Change", "TableWriter", "WriteOutcome", "transaction_id_prefix"]
 
@@ -108,7 +111,8 @@ class TableWriter:
         self._dead_letter: Table | None = None
 
     # -- set-up --------------------------------------------------------------------------------
-    def _open(self) -> Engine:
+    def _open(self, changes: Sequence[Change] = ()) -> Engine:
+        """Connect and prepare the statements; ``changes`` (the first rows) type a created table."""
         if self._engine is not None:
             return self._engine
         options = self._options
@@ -119,8 +123,7 @@ class TableWriter:
             operation_timeout=options.operation_timeout,
         )
         try:
-            with engine.connect() as connection:
-                table = reflect_table(connection, options.table, options.db_schema)
+            table = self._target(engine, changes)
             columns = options.columns or tuple(c.name for c in table.columns)
             self._write, self._delete = write_statements(
                 engine, table, columns, options.key_columns, options.statement
@@ -168,6 +171,34 @@ class TableWriter:
         self._engine = engine
         return engine
 
+    def _target(self, engine: Engine, changes: Sequence[Change]) -> Table:
+        """The table, created first if it is missing and ``create_table`` is on."""
+        options = self._options
+        try:
+            with engine.connect() as connection:
+                return reflect_table(connection, options.table, options.db_schema)
+        except MissingTableError:
+            if not options.create_table:
+                raise
+        if options.table_ddl is None:
+            rows = [row for _kind, row in changes]
+            create_tables(
+                engine,
+                [
+                    table_from_rows(
+                        options.table, options.db_schema, rows, options.columns, options.key_columns
+                    )
+                ],
+            )
+        else:
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(options.table_ddl)
+            except sa_exc.DBAPIError:  # another subtask may have created it first
+                pass
+        with engine.connect() as connection:
+            return reflect_table(connection, options.table, options.db_schema)
+
     def close(self) -> None:
         """Release the connections."""
         if self._engine is not None:
@@ -181,7 +212,7 @@ class TableWriter:
 
     def stage(self, changes: Sequence[Change], txn: str, first_seq: int) -> WriteOutcome:
         """Stage ``changes`` under ``txn``, numbered from ``first_seq`` (invisible until committed)."""
-        self._open()
+        self._open(changes)
         fields = self._stage.fields[3:]
 
         def apply(connection: Connection, batch: Sequence[Change], offset: int) -> None:
@@ -193,16 +224,19 @@ class TableWriter:
         # Rows are numbered by position, so refused ones leave gaps; order is kept.
         return self._transaction(changes, apply)
 
-    def purge_expired(self, created_before: float) -> tuple[int, int]:
+    def purge_expired(
+        self, created_before: float, changes: Sequence[Change] = ()
+    ) -> tuple[int, int]:
         """Delete what expired before ``created_before`` (epoch seconds); returns the counts.
 
         Staged rows of transactions created earlier (ids carry their creation time as
         fixed-width hex after a ``t``, which no legacy id, a hex run id, starts with), and
         commit-log entries written earlier. Dropping a log entry is safe: a commit deletes its
         staged rows in the same local transaction, so committing the same id again finds nothing
-        to apply (it is reported as committed rather than already committed).
+        to apply (it is reported as committed rather than already committed). ``changes`` are
+        the rows about to be staged (for a table created from them).
         """
-        engine = self._open()
+        engine = self._open(changes)
         staging, log = self._staging, self._commit_log
         assert staging is not None
         txn = staging.c[STAGING_TXN]
@@ -275,7 +309,7 @@ class TableWriter:
         apply: Apply,
         claim: Hook | None = None,
     ) -> WriteOutcome:
-        engine = self._open()
+        engine = self._open(changes)
         try:
             with engine.begin() as connection:
                 if claim is not None and not claim(connection):

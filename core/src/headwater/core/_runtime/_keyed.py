@@ -34,6 +34,7 @@ from headwater.core._windows import (
     ProcessWindowFunction,
     TimeWindow,
     TumblingEventTimeWindows,
+    WindowResult,
     WindowSpec,
 )
 
@@ -618,7 +619,10 @@ class WindowOperator(_KeyedOperator):
         out_ts: list[int | None],
     ) -> None:
         if self.spec.kind != "process":  # one result; no window object needed
-            out.append(self.agg.results(key, None, entry[0])[0])
+            result = self.agg.results(key, None, entry[0])[0]
+            out.append(
+                WindowResult.of(key, start, end, result) if self.spec.with_window else result
+            )
             out_ts.append(end - 1)
             return
         produced = self.agg.results(key, TimeWindow(start, end), entry[0])

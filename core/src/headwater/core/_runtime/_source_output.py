@@ -110,6 +110,8 @@ class SourceOutput:
     def __init__(self, strategy: WatermarkStrategy[Any], now: float) -> None:
         self.values: list[Any] = []
         self.timestamps: list[int | None] | None = None
+        self.dead_letters: list[Any] = []
+        """Letters the reader reported during polls (sent with the records, before a barrier)."""
         self.assigner: Callable[[Any, int | None], int] | None = strategy.timestamp_assigner
         self._factory = strategy.generator_factory
         self._idle_timeout = (
@@ -220,6 +222,20 @@ class SourceOutput:
             self.timestamps = [None] * (len(self.values) - len(records))
         self.timestamps.extend(stamps)
         return stamps
+
+    def add_dead_letter(self, letter: Any) -> None:
+        """Buffer a letter reported during a poll."""
+        self.dead_letters.append(letter)
+
+    def pending(self) -> int:
+        """How many records and dead letters wait to be sent."""
+        return len(self.values) + len(self.dead_letters)
+
+    def take_dead_letters(self) -> RecordBatch:
+        """The buffered dead letters as a batch (without timestamps); the buffer starts empty."""
+        batch = RecordBatch(self.dead_letters, None)
+        self.dead_letters = []
+        return batch
 
     def take(self) -> RecordBatch:
         """The buffered records as a batch; the buffer starts empty again."""

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from headwater.core._dead_letters import DEAD_LETTER_TAG
+from headwater.core._dead_letters import collector as dead_letters
 from headwater.core._errors import TaskFailedError
 from headwater.core._graph import JobVertex
 from headwater.core._runtime._channels import (
@@ -408,6 +410,11 @@ class SourceTask(Task):
         reader = self.reader
         out = self._out
         batch_size = self._batch_size
+        # Dead letters reported during a poll join the buffer when the job reads them.
+        consumed = not self.operators and any(
+            edge.tag == DEAD_LETTER_TAG for edge in self.output.edges
+        )
+        collect_letters = out.add_dead_letter if consumed else None
         await reader.start()
         first_buffered = 0.0
         while True:
@@ -416,10 +423,14 @@ class SourceTask(Task):
             if self.suspended or self._held():
                 await self._wait_for_mail()
                 continue
-            status = reader.poll_next(out)
+            token = dead_letters.set(collect_letters)
+            try:
+                status = reader.poll_next(out)
+            finally:
+                dead_letters.reset(token)
             if self._max_drift is not None:
                 self._align()  # per poll (one split's batch): a split stops soon after it is ahead
-            buffered = len(out.values)
+            buffered = out.pending()
             if buffered:
                 now = time.monotonic()
                 if first_buffered == 0.0:
@@ -455,6 +466,10 @@ class SourceTask(Task):
         await self._end_input()
 
     async def _flush(self) -> None:
+        if self._out.dead_letters:
+            await self.output.process_side(DEAD_LETTER_TAG, self._out.take_dead_letters())
+            if not self._out.values:
+                return
         batch = self._out.take()
         self.records_out += len(batch.values)
         if batch.timestamps:
@@ -552,7 +567,7 @@ class SourceTask(Task):
                 self._max_allowed = payload
                 self._align()
             elif kind == "trigger":
-                if self._out.values:
+                if self._out.pending():
                     await self._flush()
                 await self._checkpoint(payload)
             elif kind == "resume":
