@@ -177,6 +177,7 @@ def test_rocksdb_reduce_restores_at_another_parallelism_exactly(
     newest = {r[0]: r for r in first.results()}
     assert dict(reader.keyed_state("sums", "reduce")) == newest
     assert reader.keyed_entry_count("sums") == len(newest)
+    assert [len(state["splits"]) for state in reader.operator_state("gen")] == [1, 0]
     second: CollectSink[Any] = CollectSink()
     env = StreamEnvironment(
         parallelism=3,
