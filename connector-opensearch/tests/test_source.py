@@ -16,7 +16,7 @@ import pytest
 from headwater.connectors.opensearch import OpenSearchSource, OpenSearchSourceOptions
 from headwater.connectors.opensearch._client import close_point_in_time, create_client
 from headwater.core import CheckpointConfig, CollectSink, StreamEnvironment
-from headwater.core._runtime._restore import decode_subtask_state
+from headwater.core.savepoints import read_checkpoint
 from os_helpers import Server
 
 COUNT = 3000
@@ -93,11 +93,10 @@ def test_a_restored_job_resumes_inside_its_slices(
 
 def _expire_point_in_time(server: Server, savepoint: Path) -> None:
     """Delete the point in time the savepoint's splits name, as the end of keep_alive would."""
-    metadata = json.loads((savepoint / "_metadata").read_text())
     pit_ids = {
         json.loads(base64.b64decode(split["b64"]))[3]
-        for subtask in metadata["operators"]["source"]["subtasks"].values()
-        for split in decode_subtask_state(subtask, None)["splits"]
+        for state in read_checkpoint(savepoint).operator_state("source")
+        for split in state["splits"]
     }
     assert len(pit_ids) == 1
 

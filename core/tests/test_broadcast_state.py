@@ -8,12 +8,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from headwater.core import (
     BroadcastContext,
     BroadcastProcessFunction,
     CheckpointConfig,
     CollectSink,
     DataGenSource,
+    JobFailedError,
+    NoRestart,
     ReadOnlyBroadcastContext,
     RuntimeContext,
     StreamEnvironment,
@@ -127,3 +130,28 @@ def test_broadcast_state_keeps_its_types_across_a_savepoint(tmp_path: Path) -> N
         for key, (limit, since) in rules:
             assert type(key) is tuple and type(limit) is Decimal
             assert since.utcoffset() == timedelta(hours=-5)
+
+
+class Opaque:
+    """Not a type the state codec writes (no serializer registered)."""
+
+
+class StoresOpaque(BroadcastProcessFunction[int, int, int]):
+    def process_element(self, value: int, ctx: ReadOnlyBroadcastContext) -> Iterable[int]:
+        yield value
+
+    def process_broadcast_element(self, value: int, ctx: BroadcastContext) -> Iterable[int]:
+        ctx.broadcast_state("handles")[value] = Opaque()
+        return ()
+
+
+def test_broadcast_state_refuses_an_unsupported_value_when_it_is_written() -> None:
+    """No checkpoint is configured: only the write itself can fail the job."""
+    env = StreamEnvironment(parallelism=1, restart_strategy=NoRestart())
+    main = env.from_collection([1, 2, 3])
+    main.connect(env.from_collection([7])).process(StoresOpaque()).uid("op").sink_to(CollectSink())
+    with pytest.raises(JobFailedError) as failure:
+        env.execute("opaque-broadcast")
+    message = str(failure.value)
+    assert "broadcast state 'handles'" in message and "Opaque" in message
+    assert "register_state_serializer" in message

@@ -23,6 +23,7 @@ from headwater.core import (
     WatermarkStrategy,
     _state,
 )
+from headwater.core._state_files import write_chunks_to_bytes
 
 
 class Avg(AggregateFunction[int, list[int], float]):
@@ -57,7 +58,7 @@ def test_state_handles_are_per_key_and_snapshot_by_key_group() -> None:
     assert (value.value(), items.get(), total.get()) == (1, [10], 10)
     snapshot = backend.snapshot()
     restored = _state.KeyedStateBackend(max_parallelism=128)
-    restored.restore(snapshot)
+    restored.restore_files([[write_chunks_to_bytes(snapshot)]])
     again = restored.get_state(ListStateDescriptor("l"))
     restored.current_key = "x"
     assert again.get() == [1, 3]
@@ -82,7 +83,7 @@ def test_ttl_expires_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_refresh.value() == 7  # 0.4 s after the last read
     now[0] += 1001
     assert read_refresh.value() is None
-    assert backend.snapshot() == {}  # expired entries are not checkpointed
+    assert list(backend.snapshot()) == []  # expired entries are not checkpointed
 
 
 def reading(index: int, rng: random.Random) -> dict[str, int]:

@@ -2,7 +2,11 @@
 for every kind of keyed state."""
 
 import asyncio
+import importlib.util
 import json
+import subprocess
+import sys
+import zlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,9 +31,12 @@ from headwater.core import (
     _state,
 )
 from headwater.core._graph import NodeKind
+from headwater.core._keygroups import key_group_range
 from headwater.core._rocksdb_state import RocksDBStore
 from headwater.core._runtime._restore import RestoredJob
 from headwater.core._runtime._storage import CheckpointStorage, list_checkpoints, read_metadata
+from headwater.core._state_files import write_chunks_to_bytes
+from headwater.core.savepoints import read_checkpoint
 
 COUNT = 3000
 KEYS = 40
@@ -73,7 +80,7 @@ def test_same_api_ttl_and_restore_across_backends(
     assert short.value() is None  # expired
     # Restore into the other backend kind, at another parallelism's share of key groups.
     other = backend_for("memory" if kind == "rocksdb" else "rocksdb", tmp_path / "other")
-    other.restore(backend.snapshot())
+    other.restore_files([[write_chunks_to_bytes(backend.snapshot())]])
     other.current_key = (1, "a")
     assert other.get_state(ValueStateDescriptor("v", default=0)).value() == 2
     assert other.get_state(ListStateDescriptor("l")).get() == [(1, "a"), (1, "a")]
@@ -95,7 +102,7 @@ def test_incremental_snapshot_holds_only_changed_entries(kind: str, tmp_path: Pa
         backend.current_key = k
         value.update(k)
     full = backend.snapshot(full=False)  # everything changed since the start
-    assert sum(len(t["v"]) for t in full.values()) == 100
+    assert sum(len(entries) for _, name, entries in full if name == "v") == 100
     backend.current_key = 5
     value.update(500)
     backend.current_key = 6
@@ -103,8 +110,9 @@ def test_incremental_snapshot_holds_only_changed_entries(kind: str, tmp_path: Pa
     delta = backend.snapshot(full=False)
     entries = sorted(
         (_state.decode_state(k), None if v is None else _state.decode_state(v))
-        for t in delta.values()
-        for k, v in t["v"]
+        for _, name, entries in delta
+        for k, v in entries
+        if name == "v"
     )
     assert entries == [(5, 500), (6, None)]
     backend.close()
@@ -163,6 +171,13 @@ def test_rocksdb_reduce_restores_at_another_parallelism_exactly(
 
     asyncio.run(stop_midway())
     assert 0 < len(first.results()) < COUNT
+    # The savepoint, read without running the job: every key's newest running sum.
+    reader = read_checkpoint(savepoint)
+    assert {op.uid: op.parallelism for op in reader.operators()}["sums"] == 2
+    newest = {r[0]: r for r in first.results()}
+    assert dict(reader.keyed_state("sums", "reduce")) == newest
+    assert reader.keyed_entry_count("sums") == len(newest)
+    assert [len(state["splits"]) for state in reader.operator_state("gen")] == [1, 0]
     second: CollectSink[Any] = CollectSink()
     env = StreamEnvironment(
         parallelism=3,
@@ -228,6 +243,7 @@ def test_incremental_checkpoints_write_changes_and_delete_unreferenced_files(
         assert share is not None
         backend = _state.KeyedStateBackend(128)
         backend.restore(share["keyed"])
+        backend.restore_files(share["keyed_sources"], key_group_range(subtask, 128, 3))
         state = backend.get_state(ValueStateDescriptor("count"))
         for key in finals:
             backend.current_key = key
@@ -235,6 +251,9 @@ def test_incremental_checkpoints_write_changes_and_delete_unreferenced_files(
                 assert key not in counts, "each key restores in exactly one subtask"
                 counts[key] = state.value()
     assert counts == finals
+    # The public reader merges the same chain.
+    reader = read_checkpoint(retained[-1])
+    assert dict(reader.keyed_state("count", ValueStateDescriptor("count"))) == finals
 
 
 class Avg(AggregateFunction[Any, list[int], float]):
@@ -329,3 +348,54 @@ def test_files_of_checkpoints_that_never_completed_are_removed_at_start(tmp_path
     storage.write(1, json.dumps({"format_version": 2, "shared_files": ["kept"]}).encode())
     storage.remove_orphans()
     assert sorted(p.name for p in shared.iterdir()) == ["kept"]
+
+
+LARGE_STATE_JOB = Path(__file__).parent / "jobs" / "large_state_job.py"
+LARGE_KEYS = 16_000
+LARGE_PAYLOAD = 16_384
+"""16,000 keys of 16 KiB: 262 MB of keyed state, more than the process may allocate."""
+DATA_LIMIT_MB = 250
+"""The job's RLIMIT_DATA: an interpreter running a RocksDB job needs about 100-190 MB of it."""
+
+
+def _run_large_state_job(phase: str, work: Path) -> None:
+    args = [str(LARGE_KEYS), str(LARGE_PAYLOAD), str(DATA_LIMIT_MB)]
+    done = subprocess.run(
+        [sys.executable, str(LARGE_STATE_JOB), phase, str(work), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"{phase} failed ({done.returncode}): {done.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_rocksdb_state_larger_than_memory_survives_a_savepoint_and_a_restore(
+    tmp_path: Path,
+) -> None:
+    """A full savepoint and a restore stream the state; neither holds it in memory.
+
+    The job's process may allocate at most DATA_LIMIT_MB (RLIMIT_DATA), less than its state: the
+    release before this one built the savepoint in memory and died with a MemoryError.
+    """
+    _run_large_state_job("fill", tmp_path)
+    savepoint_bytes = sum(f.stat().st_size for f in (tmp_path / "savepoint").iterdir())
+    assert savepoint_bytes > DATA_LIMIT_MB << 20  # a self-contained copy of the whole state
+    _run_large_state_job("restore", tmp_path)
+    # The last output of every key, over both runs, is the reduce computed directly.
+    last: dict[int, tuple[int, int]] = {}
+    for phase in ("fill", "restore"):
+        for line in (tmp_path / f"out-{phase}.txt").read_text().splitlines():
+            key, total, crc = map(int, line.split())
+            last[key] = (total, crc)
+    spec = importlib.util.spec_from_file_location("large_state_job", LARGE_STATE_JOB)
+    assert spec is not None and spec.loader is not None
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    rounds = job.ROUNDS
+    expected = {}
+    for key in range(LARGE_KEYS):
+        indexes = range(key, LARGE_KEYS * rounds, LARGE_KEYS)
+        newest = job.payload(indexes[-1], LARGE_PAYLOAD)
+        expected[key] = (sum(indexes), zlib.crc32(newest))
+    assert last == expected

@@ -39,6 +39,7 @@ from headwater.core._state_codec import (
     decode_state,
     encode_state,
 )
+from headwater.core._state_files import write_chunks_to_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -236,7 +237,7 @@ def test_incompatible_change_fails_the_restore_naming_state_and_field(
 
     swap_class(monkeypatch, "Point", Required)
     restored = _state.KeyedStateBackend(max_parallelism=8, operator="KeyedProcess")
-    restored.restore(snapshot)
+    restored.restore_files([[write_chunks_to_bytes(snapshot)]])
     with pytest.raises(SerializationError, match=r"state 'position'.*field 'w'"):
         restored.get_state(ValueStateDescriptor("position"))
 
@@ -333,7 +334,7 @@ def test_a_descriptor_names_its_own_serializer() -> None:
     items.add(Celsius(1.0))
     mapping.put((1, "a"), Celsius(2.0))
     restored = _state.KeyedStateBackend(max_parallelism=8)
-    restored.restore(backend.snapshot())
+    restored.restore_files([[write_chunks_to_bytes(backend.snapshot())]])
     restored.current_key = "k"
     assert restored.get_state(ValueStateDescriptor("t", serializer=CELSIUS)).value().degrees == 21.5
     assert [

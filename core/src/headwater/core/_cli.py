@@ -18,8 +18,8 @@ from typing import Any, cast
 from headwater.core._connectors import ENTRY_POINT_GROUP, installed_connectors
 from headwater.core._errors import HeadwaterError, JobInterruptedError
 from headwater.core._runtime._executor import RESTORE_ENV
-from headwater.core._runtime._restore import decode_subtask_state
-from headwater.core._runtime._storage import SHARED_DIR, list_checkpoints, read_metadata
+from headwater.core._runtime._storage import list_checkpoints, read_metadata
+from headwater.core.savepoints import read_checkpoint
 
 __all__ = ["main"]
 
@@ -88,17 +88,20 @@ def _load_function(target: str) -> Callable[[], Any]:
 
 def _describe_checkpoint(path: Path) -> dict[str, Any]:
     meta = read_metadata(path)
+    reader = read_checkpoint(path)
     operators = {
-        uid: {
-            "name": entry["name"],
-            "parallelism": entry["parallelism"],
-            "state_entries": sum(
+        op.uid: {
+            "name": op.name,
+            "parallelism": op.parallelism,
+            "state_entries": reader.keyed_entry_count(op.uid)
+            + sum(
                 len(v) if isinstance(v, list | dict) else 1
-                for sub in entry["subtasks"].values()
-                for v in decode_subtask_state(sub, path.parent / SHARED_DIR).values()
+                for state in reader.operator_state(op.uid)
+                for k, v in state.items()
+                if k != "keyed"
             ),
         }
-        for uid, entry in meta["operators"].items()
+        for op in reader.operators()
     }
     return {
         "path": str(path),

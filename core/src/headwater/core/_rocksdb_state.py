@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from headwater.core._state import (
     _ValueCodec,
 )
 from headwater.core._state_codec import encode_state
+from headwater.core._state_files import Chunk
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 __all__ = ["RocksDBStore", "RocksDBTable"]
@@ -115,13 +116,28 @@ class RocksDBStore:
         self.db.write(batch)
         self.pending = {}
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Stored entries whose key starts with ``prefix``, in key order."""
+    def snapshot_chunks(self, ttl_ms: dict[str, int | None]) -> Iterator[Chunk]:
+        """Every stored entry, as of now, read lazily from a database snapshot.
+
+        The snapshot is taken at once; the returned iterator may be consumed on another thread
+        while the operator goes on writing. Entries of a state in ``ttl_ms`` with a TTL that have
+        expired are left out.
+        """
         self.flush()
-        for key, value in self.db.items(from_key=prefix):
-            if not key.startswith(prefix):
-                return
-            yield key, value
+        return _snapshot_chunks(self.db.snapshot(), ttl_ms, _state._now_ms())
+
+    def restore_chunks(self, chunks: Iterable[Chunk]) -> None:
+        """Write restored chunks (``None`` values delete), one write batch per chunk."""
+        self.flush()
+        for group, name, entries in chunks:
+            prefix = _tag(name) + _GROUP.pack(group)
+            batch = WriteBatch(raw_mode=True)
+            for key, value in entries:
+                if value is None:
+                    batch.delete(prefix + key)
+                else:
+                    batch.put(prefix + key, value)
+            self.db.write(batch)
 
     def close(self) -> None:
         """Close and delete the database."""
@@ -143,9 +159,7 @@ class RocksDBTable(StateTable):
     ) -> None:
         super().__init__(backend, name, ttl, codec)
         self._db = store
-        encoded = name.encode()
-        self.tag = struct.pack(">H", len(encoded)) + encoded
-        self.changed: set[bytes] | None = set() if backend.track_changes else None
+        self.tag = _tag(name)
         self._batch_keys: dict[Any, bytes] = {}
         """The keys of the batch between :meth:`batch` and :meth:`commit`, with their db keys."""
 
@@ -212,22 +226,58 @@ class RocksDBTable(StateTable):
                 self._write(self._key(key), self.encode_value(value, expires))
 
     def snapshot(self, full: bool) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """The entries changed since the last snapshot (a full one is :meth:`RocksDBStore.snapshot_chunks`)."""
+        if full:
+            raise ValueError("a full snapshot of RocksDB state is RocksDBStore.snapshot_chunks()")
         offset = len(self.tag)
-        changed = self.changed
-        if changed is not None:
-            self.changed = set()
+        changed = self.changed or set()
+        self.changed = set() if self.changed is not None else None
+        self._db.flush()
+        keys = list(changed)
         now = _state._now_ms()
-        if full or changed is None:
-            items: Any = self._db.scan(self.tag)
-        else:
-            self._db.flush()
-            keys = list(changed)
-            items = zip(keys, self._db.db.get(keys), strict=True)
-        for db_key, data in items:
+        for db_key, data in zip(keys, self._db.db.get(keys), strict=True):
             group = _GROUP.unpack_from(db_key, offset)[0]
             expired = (
                 data is not None and self.ttl_ms is not None and _EXPIRY.unpack_from(data)[0] <= now
             )
-            if expired and full:
-                continue
             yield group, db_key[offset + 2 :], None if expired else data
+
+
+def _tag(name: str) -> bytes:
+    """The prefix of state ``name``'s keys: its length, then its UTF-8 bytes."""
+    encoded = name.encode()
+    return struct.pack(">H", len(encoded)) + encoded
+
+
+_CHUNK = 4096
+"""Entries per chunk of a full snapshot."""
+
+
+def _snapshot_chunks(snapshot: Any, ttl_ms: dict[str, int | None], now: int) -> Iterator[Chunk]:
+    tag = b""
+    name = ""
+    ttl: int | None = None
+    group = -1
+    entries: list[list[Any]] = []
+    for db_key, data in snapshot.items():
+        if not db_key.startswith(tag) or not tag:
+            if entries:
+                yield group, name, entries
+                entries = []
+            size = _GROUP.unpack_from(db_key)[0]
+            tag = db_key[: 2 + size]
+            name = tag[2:].decode()
+            ttl = ttl_ms.get(name)
+            group = -1
+        offset = len(tag)
+        key_group = _GROUP.unpack_from(db_key, offset)[0]
+        if key_group != group or len(entries) >= _CHUNK:
+            if entries:
+                yield group, name, entries
+                entries = []
+            group = key_group
+        if ttl is not None and _EXPIRY.unpack_from(data)[0] <= now:
+            continue
+        entries.append([db_key[offset + 2 :], data])
+    if entries:
+        yield group, name, entries

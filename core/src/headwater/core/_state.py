@@ -12,10 +12,11 @@ in an embedded RocksDB database on disk (:meth:`StateBackend.rocksdb`).
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from headwater.core._errors import ConfigurationError, SerializationError
 from headwater.core._keygroups import key_group_for, stable_hash
 from headwater.core._serialization import VersionedSerializer
 from headwater.core._state_codec import StateValueError, decode_state, encode_state
+from headwater.core._state_files import Chunk, read_chunks
 
 if TYPE_CHECKING:
     from headwater.core._rocksdb_state import RocksDBStore
@@ -289,6 +291,8 @@ class StateTable(ABC):
         self.codec = codec
         self.ttl_ms = int(ttl.ttl.total_seconds() * 1000) if ttl else None
         self.update_on_read = bool(ttl and ttl.update_on_read)
+        self.changed: set[Any] | None = set() if backend.track_changes else None
+        """The keys written since the last snapshot (``None``: not tracked)."""
 
     def check(self, value: Any) -> None:
         """Fail now (not at the next checkpoint) if ``value`` cannot be written to this state."""
@@ -385,7 +389,6 @@ class MemoryTable(StateTable):
     ) -> None:
         super().__init__(backend, name, ttl, codec)
         self.entries: dict[Any, Any] = {}
-        self.changed: set[Any] | None = set() if backend.track_changes else None
 
     def get(self, key: Any) -> Any:
         entry = self.entries.get(key, _ABSENT)
@@ -510,6 +513,27 @@ class KeyedStateBackend:
             for name, entries in states.items():
                 self._restored.setdefault(name, []).extend((int(group), k, v) for k, v in entries)
 
+    def restore_files(self, sources: list[list[Path | bytes]], groups: range | None = None) -> None:
+        """Load the entries of ``groups`` (all: ``None``) from keyed-state files (blocking).
+
+        Each source is one old subtask's chain of files (a full one, then incremental ones), applied
+        in order. On RocksDB the entries stream into the database, a chunk at a time.
+        """
+        chunks = (
+            chunk for chain in sources for file in chain for chunk in read_chunks(file, groups)
+        )
+        if self.store is not None:
+            self.store.restore_chunks(chunks)
+            return
+        merged: dict[str, dict[bytes, tuple[int, bytes | None]]] = {}
+        for group, name, entries in chunks:
+            table = merged.setdefault(name, {})
+            for key, value in entries:
+                table[key] = (group, value)
+        for name, table in merged.items():
+            restored = self._restored.setdefault(name, [])
+            restored.extend((g, k, v) for k, (g, v) in table.items() if v is not None)
+
     def restored_entries(self, name: str) -> list[tuple[Any, Any]]:
         """Restored ``(key, value)`` of ``name`` for operators' own state (windows, timers)."""
         return [
@@ -517,27 +541,35 @@ class KeyedStateBackend:
             for _, k, v in self._restored.pop(name, [])
         ]
 
-    def snapshot(self, full: bool = True) -> dict[int, dict[str, list[list[Any]]]]:
-        """Entries grouped by key group: ``{key_group: {state: [[key, value], ...]}}`` in bytes.
+    def snapshot(self, full: bool = True) -> Iterable[Chunk]:
+        """Entries as chunks of one key group and state: ``(key_group, state, [[key, value], ...])``.
 
         ``full`` takes every live entry; otherwise only those changed since the last snapshot
         (removed ones with value ``None``). State not claimed by a handle since the restore is
-        written as it was restored.
+        written as it was restored. The snapshot is taken now; on RocksDB a full one is read
+        lazily from a database snapshot, so it can be written on the pool while records go on.
         """
-        if self.store is not None:
-            self.store.flush()
-        groups: dict[int, dict[str, list[list[Any]]]] = {}
-        for name, table in self._tables.items():
-            for group, key, value in table.snapshot(full):
-                groups.setdefault(group, {}).setdefault(name, []).append([key, value])
+        groups: dict[tuple[int, str], list[list[Any]]] = {}
         if full:
             for name, entries in self._restored.items():
                 for group, key, value in entries:
                     entry = [key, value]
                     if type(key) is not bytes:  # a 0.1 checkpoint: JSON values
                         entry = [encode_state(_hashable(key)), encode_state(value)]
-                    groups.setdefault(group, {}).setdefault(name, []).append(entry)
-        return groups
+                    groups.setdefault((group, name), []).append(entry)
+        if self.store is not None and full:
+            for table in self._tables.values():
+                if table.changed is not None:
+                    table.changed = set()  # this snapshot has them all
+            ttls = {name: table.ttl_ms for name, table in self._tables.items()}
+            rows = [(g, name, entries) for (g, name), entries in groups.items()]
+            return itertools.chain(rows, self.store.snapshot_chunks(ttls))
+        if self.store is not None:
+            self.store.flush()
+        for name, table in self._tables.items():
+            for group, key, value in table.snapshot(full):
+                groups.setdefault((group, name), []).append([key, value])
+        return [(g, name, entries) for (g, name), entries in groups.items()]
 
     def close(self) -> None:
         """Release the database (if any)."""

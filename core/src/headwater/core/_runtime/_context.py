@@ -102,6 +102,7 @@ class OperatorContext:
         incremental_dir: Path | None = None,
         incremental_full_every: int = 10,
         is_savepoint: Callable[[int], bool] | None = None,
+        checkpoint_dir: Callable[[int], Path | None] | None = None,
     ) -> None:
         self.operator_name = operator_name
         self.operator_uid = operator_uid
@@ -118,6 +119,8 @@ class OperatorContext:
         """Where incremental keyed state files go (``None``: every checkpoint is full)."""
         self.incremental_full_every = incremental_full_every
         self.is_savepoint: Callable[[int], bool] = is_savepoint or (lambda _id: False)
+        self.checkpoint_dir: Callable[[int], Path | None] = checkpoint_dir or (lambda _id: None)
+        """The directory a checkpoint's (or savepoint's) files go to (``None``: kept in memory)."""
         self._pool = pool
         self.list_states: dict[str, ListState] = {}
         self.union_states: dict[str, ListState] = {}

@@ -176,6 +176,17 @@ class CheckpointCoordinator:
         pending = self.pending.get(checkpoint_id)
         return pending is not None and pending.kind == "savepoint"
 
+    def checkpoint_dir(self, checkpoint_id: int) -> Path | None:
+        """Where ``checkpoint_id``'s files go.
+
+        The savepoint's directory, the checkpoint's own under the checkpoint directory, or
+        ``None`` (no directory: kept in memory).
+        """
+        pending = self.pending.get(checkpoint_id)
+        if pending is not None and pending.savepoint is not None:
+            return pending.savepoint
+        return self._storage.checkpoint_dir(checkpoint_id)
+
     def trigger(
         self, kind: str = "checkpoint", savepoint: Path | None = None, *, stop: bool = False
     ) -> asyncio.Future[CompletedCheckpoint]:

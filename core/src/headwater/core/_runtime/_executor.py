@@ -175,6 +175,7 @@ class Attempt:
             else None,
             incremental_full_every=self.env.checkpointing.incremental_full_every,
             is_savepoint=coordinator.is_savepoint if coordinator is not None else None,
+            checkpoint_dir=coordinator.checkpoint_dir if coordinator is not None else None,
         )
 
     async def _build(self, coordinator: CheckpointCoordinator) -> None:

@@ -19,12 +19,13 @@ from typing import Any
 
 from headwater.core._errors import TaskFailedError
 from headwater.core._functions import KeyedProcessFunction, OutputTag
+from headwater.core._keygroups import key_group_range
 from headwater.core._runtime._channels import RecordBatch
 from headwater.core._runtime._context import OperatorContext
 from headwater.core._runtime._operators import Operator
-from headwater.core._runtime._storage import write_atomically
 from headwater.core._state import AggregateFunction, KeyedStateBackend, encode_entries
 from headwater.core._state_codec import StateValueError, encode_state
+from headwater.core._state_files import write_chunks_to_bytes, write_chunks_to_file
 from headwater.core._watermarks import MIN_WATERMARK
 from headwater.core._windows import (
     ContinuousEventTimeTrigger,
@@ -68,6 +69,12 @@ class _KeyedOperator(Operator):
             track_changes=context.incremental_dir is not None,
         )
         self.backend.restore(context.restored.get("keyed", {}))
+        sources = context.restored.get("keyed_sources")
+        if sources:
+            groups = key_group_range(
+                context.subtask_index, context.max_parallelism, context.parallelism
+            )
+            await context.run_blocking(self.backend.restore_files, sources, groups)
         self.chain: list[str] = []
         """The incremental files of the last checkpoint (empty: the next one is full)."""
         self.key_of: Callable[[Any], Any] = self.transformation.key_selector  # type: ignore[assignment]
@@ -102,21 +109,27 @@ class _KeyedOperator(Operator):
     async def snapshot(self, checkpoint_id: int) -> dict[str, Any]:
         state = await super().snapshot(checkpoint_id)
         context = self.context
-        keyed = encode_entries(self.keyed_extras(), context.max_parallelism)
+        # Windows and timers are in memory: they go into the metadata. The state tables go to a
+        # file, written on the pool a chunk at a time (a full RocksDB snapshot is read lazily).
+        state["keyed"] = encode_entries(self.keyed_extras(), context.max_parallelism)
         shared = context.incremental_dir
+        name = f"{self.uid}-{context.subtask_index}-{checkpoint_id}-{uuid.uuid4().hex[:8]}"
         if shared is None or context.is_savepoint(checkpoint_id):
-            # Self-contained: every entry in the metadata; the next incremental one starts over.
-            for group, entries in self.backend.snapshot(full=True).items():
-                keyed.setdefault(group, {}).update(entries)
-            self.chain = []
+            # Self-contained: the file is in the checkpoint's (or savepoint's) own directory.
+            chunks = self.backend.snapshot(full=True)
+            self.chain = []  # the next incremental checkpoint starts over
+            directory = context.checkpoint_dir(checkpoint_id)
+            if directory is None:  # checkpoints kept in memory
+                state["keyed_blob"] = await context.run_blocking(write_chunks_to_bytes, chunks)
+            else:
+                await context.run_blocking(write_chunks_to_file, directory / name, chunks)
+                state["keyed_file"] = name
         else:
             full = len(self.chain) % context.incremental_full_every == 0
-            tables = self.backend.snapshot(full)
-            name = f"{self.uid}-{context.subtask_index}-{checkpoint_id}-{uuid.uuid4().hex[:8]}"
-            await context.run_blocking(_write_state_file, shared / name, tables)
+            chunks = self.backend.snapshot(full)
+            await context.run_blocking(write_chunks_to_file, shared / name, chunks)
             self.chain = [name] if full else [*self.chain, name]
             state["keyed_files"] = list(self.chain)
-        state["keyed"] = keyed
         return state
 
     def keyed_extras(self) -> dict[str, list[tuple[Any, Any]]]:
@@ -130,10 +143,6 @@ class _KeyedOperator(Operator):
     def fail_on(self, exc: BaseException, record: Any) -> TaskFailedError:
         """A task failure naming this operator and the record."""
         return self._fail(exc, [record], 0)
-
-
-def _write_state_file(path: Any, tables: dict[int, dict[str, list[list[Any]]]]) -> None:
-    write_atomically(path, encode_state(tables))
 
 
 class ReduceOperator(_KeyedOperator):

@@ -49,8 +49,8 @@ class RestoredJob:
         entry = self.metadata["operators"].get(uid)
         if entry is None:
             return None
-        old = self._subtask_states(uid, entry)
-        keyed = any("keyed" in state or "keyed_files" in state for state in old)
+        old = self.subtask_states(uid, entry)
+        keyed = any("keyed" in state for state in old)
         if keyed and entry.get("max_parallelism") != max_parallelism:
             raise CheckpointError(
                 f"operator {uid} ({entry['name']}): checkpoint has max_parallelism "
@@ -58,16 +58,41 @@ class RestoredJob:
                 f"spread over max_parallelism key groups and cannot be redistributed across "
                 f"that change (set the job's max_parallelism to {entry.get('max_parallelism')})"
             )
-        return redistribute(old, subtask, parallelism, max_parallelism)
+        result = redistribute(old, subtask, parallelism, max_parallelism)
+        if keyed:
+            owned = key_group_range(subtask, max_parallelism, parallelism)
+            sources = [
+                self.keyed_files(state)
+                for i, state in enumerate(old)
+                if _overlap(key_group_range(i, max_parallelism, len(old)), owned)
+            ]
+            if any(sources):
+                result["keyed_sources"] = [chain for chain in sources if chain]
+        return result
 
-    def _subtask_states(self, uid: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    def keyed_files(self, state: dict[str, Any]) -> list[Path | bytes]:
+        """The keyed-state files of one old subtask's state, in the order they apply."""
+        if "keyed_blob" in state:
+            return [state["keyed_blob"]]
+        if "keyed_file" in state or "keyed_files" in state:
+            if self.path is None:
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint_id}: keyed state files, but no checkpoint directory"
+                )
+            directory = self.path if self.path.is_dir() else self.path.parent
+            if "keyed_file" in state:
+                return [directory / state["keyed_file"]]
+            return [directory.parent / SHARED_DIR / name for name in state["keyed_files"]]
+        return []
+
+    def subtask_states(self, uid: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
         """The states of the checkpoint's subtasks of ``uid``, decoded (once per operator)."""
         states = self._decoded.get(uid)
         if states is None:
             raw = [entry["subtasks"].get(str(i), {}) for i in range(entry["parallelism"])]
             try:
-                states = [decode_subtask_state(state, self._shared_dir()) for state in raw]
-            except (SerializationError, OSError, ValueError) as exc:
+                states = [decode_subtask_state(state) for state in raw]
+            except (SerializationError, ValueError) as exc:
                 raise CheckpointError(
                     f"checkpoint {self.checkpoint_id}: the state of operator {uid} "
                     f"({entry['name']}) cannot be restored: {exc}"
@@ -75,32 +100,20 @@ class RestoredJob:
             self._decoded[uid] = states
         return states
 
-    def _shared_dir(self) -> Path | None:
-        return None if self.path is None else self.path.parent / SHARED_DIR
+
+def _overlap(a: range, b: range) -> bool:
+    return a.start < b.stop and b.start < a.stop
 
 
-def decode_subtask_state(state: Any, shared: Path | None) -> dict[str, Any]:
+def decode_subtask_state(state: Any) -> dict[str, Any]:
     """One subtask's state: JSON values (format 1), or the state codec's bytes (format 2).
 
-    In format 2, keyed state may be spread over a chain of incremental files (applied in order).
+    Keyed state tables of format 2 are in keyed-state files (``keyed_file``, ``keyed_files``) or
+    their bytes (``keyed_blob``): see :meth:`RestoredJob.keyed_files`.
     """
     if isinstance(state, dict):
         return state  # format 1
     decoded: dict[str, Any] = decode_state(base64.b64decode(state))
-    files = decoded.pop("keyed_files", None)
-    if files:
-        if shared is None:
-            raise CheckpointError("incremental state files, but no checkpoint directory")
-        keyed = decoded.setdefault("keyed", {})
-        merged: dict[int, dict[str, dict[bytes, bytes | None]]] = {}
-        for name in files:
-            for group, tables in decode_state((shared / name).read_bytes()).items():
-                for table, entries in tables.items():
-                    merged.setdefault(group, {}).setdefault(table, {}).update(entries)
-        for group, tables in merged.items():
-            target = keyed.setdefault(group, {})
-            for table, entries in tables.items():
-                target[table] = [[k, v] for k, v in entries.items() if v is not None]
     return decoded
 
 

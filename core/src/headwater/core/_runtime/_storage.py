@@ -91,6 +91,10 @@ class CheckpointStorage:
         """Where incremental checkpoints keep their state files."""
         return None if self.directory is None else self.directory / SHARED_DIR
 
+    def checkpoint_dir(self, checkpoint_id: int) -> Path | None:
+        """The directory of checkpoint ``checkpoint_id`` (``None`` without storage)."""
+        return None if self.directory is None else self.directory / f"chk-{checkpoint_id}"
+
     def highest_id(self) -> int:
         """The highest checkpoint id used in the directory, complete or not (0 if none)."""
         if self.directory is None or not self.directory.is_dir():
@@ -125,10 +129,17 @@ class CheckpointStorage:
         return target
 
     def remove_orphans(self) -> None:
-        """Delete shared state files no completed checkpoint lists (run before a job starts).
+        """Delete the files of checkpoints that never completed (run before a job starts).
 
-        They were written for checkpoints that never completed (a crash, an expired checkpoint).
+        They were written for checkpoints that never completed (a crash, an expired checkpoint):
+        checkpoint directories without metadata, and shared state files no completed checkpoint
+        lists.
         """
+        if self.directory is None or not self.directory.is_dir():
+            return
+        for child in self.directory.iterdir():
+            if _CHECKPOINT_DIR.match(child.name) and not (child / METADATA_FILE).is_file():
+                shutil.rmtree(child, ignore_errors=True)
         shared = self.shared_dir()
         if shared is None or not shared.is_dir():
             return
