@@ -33,6 +33,7 @@ from headwater.connectors.base._formats import (
     SkipOnError,
     TextFormat,
     format_from_setting,
+    format_setting,
     pipeline_format,
     refuse_record,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "__version__",
     "classify_error",
     "format_from_setting",
+    "format_setting",
     "pipeline_format",
     "refuse_record",
     "retry",
