@@ -3,8 +3,9 @@
 The lockstep wheels (core, connector-base, connector-testing) are built by the release tool and
 installed, with their dependencies from the package index, into a fresh virtual environment
 outside the repository. A connector is scaffolded in a directory outside the repository, built,
-installed there, and its tests (registration, pipeline, connector-testing's conformance suites
-with the process-kill tests) run with that environment's pytest, from that directory. The
+installed there, and its tests (registration, pipeline, connector-testing's conformance suites;
+the process-kill tests run in tools/tests/test_new_connector.py) run with that environment's
+pytest, from that directory. The
 plugin finds no ``tools/services`` there: its bundled test-server manager is used.
 """
 
@@ -83,7 +84,7 @@ def test_a_connector_outside_the_repository_passes_its_conformance_suites(
 
     tests = _run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
-         str(work / "connector-widget" / "tests")],
+         "-m", "not slow", str(work / "connector-widget" / "tests")],
         work, {k: v for k, v in env.items() if k != "HEADWATER_SERVICES_CMD"},
     )  # fmt: skip
     summary = tests.stdout.strip().splitlines()[-1]
