@@ -123,7 +123,7 @@ class PipelineBinding:
                 f"{endpoint.where('options')}: the {endpoint.connector} {endpoint.role} takes "
                 "no options"
             )
-        keywords = {}
+        keywords: dict[str, Any] = {}
         for key, setting in self.settings.items():
             value = setting.read(endpoint, key)
             if setting.keyword is not None:
