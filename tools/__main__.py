@@ -2,6 +2,7 @@
 
 python -m tools release ...          versions, build, check, tag (see tools/release.py)
 python -m tools new-connector NAME   scaffold connector-NAME/ from tools/templates/connector
+python -m tools connector-stats      lines per connector: source, sink, options, glue, tests
 python -m tools compat-table         regenerate docs/compatibility.md from compatibility.toml
 python -m tools import-cycles        fail when workspace modules import each other in a cycle
 python -m tools check [NAME...]      the static checks CI runs (see tools/checks.py)
@@ -13,11 +14,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tools import checks, docs_gen, import_cycles, links, new_connector, release
+from tools import checks, connector_stats, docs_gen, import_cycles, links, new_connector, release
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "release": release.main,
     "new-connector": new_connector.main,
+    "connector-stats": connector_stats.main,
     "compat-table": docs_gen.main,
     "import-cycles": import_cycles.main,
     "check": checks.main,

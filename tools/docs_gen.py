@@ -9,6 +9,7 @@ with generated blocks where the page says
     <!-- headwater:options NAME -->    the options tables of the connector registered as NAME
     <!-- headwater:compatibility -->   the core minors the current version is released for
     <!-- headwater:connectors -->      every connector package (for the connectors overview)
+    <!-- headwater:stats -->           lines per connector and part (tools/connector_stats.py)
 
 Options tables come from the ``options`` of the ``ConnectorSpec`` of each entry point in the
 ``headwater.connectors`` group (one table per role: source, sink, lookup...), through
@@ -32,6 +33,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from tools import connector_stats
 from tools.workspace import (
     COMPATIBILITY_FILE,
     REPOSITORY,
@@ -144,6 +146,8 @@ def expand(markdown: str, workspace: Workspace, package: Package | None) -> Expa
         try:
             if kind == "connectors" and arg is None:
                 return _connectors_block(workspace)
+            if kind == "stats" and arg is None:
+                return connector_stats.table(connector_stats.stats(workspace))
             if kind == "options" and (package is not None or arg is not None):
                 return _options_block(package.distribution if package else None, arg)
             if package is not None and arg is None and kind in ("install", "compatibility"):

@@ -20,12 +20,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from servicekit.errors import ServiceError
-from servicekit.faults import FaultHttpProxy, TcpProxy
-from servicekit.manager import StateDir
-from servicekit.processes import ProcessId
-from servicekit.registry import SERVICES
-from servicekit.settings import default_state_dir, free_ports_requested
+from .errors import ServiceError
+from .faults import FaultHttpProxy, TcpProxy
+from .manager import StateDir
+from .processes import ProcessId
+from .registry import SERVICES
+from .settings import default_state_dir, free_ports_requested
 
 __all__ = ["main"]
 

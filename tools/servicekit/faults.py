@@ -44,7 +44,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
-from servicekit.settings import HOST
+from .settings import HOST
 
 __all__ = ["FaultHttpProxy", "OperationStats", "TcpProxy"]
 

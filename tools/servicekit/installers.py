@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.errors import ServiceError
-from servicekit.processes import tail
-from servicekit.settings import cache_dir
+from .errors import ServiceError
+from .processes import tail
+from .settings import cache_dir
 
 __all__ = [
     "Installer",

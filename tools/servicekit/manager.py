@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from servicekit.errors import ServiceError
-from servicekit.installers import ensure_debian_packages, ensure_installed
-from servicekit.probes import ProbeError
-from servicekit.processes import (
+from .errors import ServiceError
+from .installers import ensure_debian_packages, ensure_installed
+from .probes import ProbeError
+from .processes import (
     ProcessId,
     is_loopback,
     listening_addresses,
@@ -39,7 +39,7 @@ from servicekit.processes import (
     stop,
     tail,
 )
-from servicekit.registry import (
+from .registry import (
     SERVICES,
     LaunchContext,
     ManagedService,
@@ -47,7 +47,7 @@ from servicekit.registry import (
     SystemService,
     get,
 )
-from servicekit.settings import HOST, cache_dir
+from .settings import HOST, cache_dir
 
 __all__ = ["Record", "StateDir", "Status"]
 

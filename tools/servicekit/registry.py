@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servicekit import probes
-from servicekit.errors import ServiceError
-from servicekit.installers import (
+from . import probes
+from .errors import ServiceError
+from .installers import (
     Installer,
     JavaClasses,
     NpmPackage,
@@ -30,7 +30,7 @@ from servicekit.installers import (
     PipPackages,
     java_classpath,
 )
-from servicekit.settings import HOST, resolve_port
+from .settings import HOST, resolve_port
 
 __all__ = [
     "SERVICES",

@@ -2,8 +2,11 @@
 
 Environment variables (all optional):
 
+- ``HEADWATER_SERVICES_CACHE``: where installs are cached; default ``<repo>/.cache/services``
+  in the repository, else (the copy shipped in headwater-connector-testing)
+  ``$XDG_CACHE_HOME/headwater/services`` (``~/.cache/headwater/services``).
 - ``HEADWATER_SERVICES_STATE``: the state directory (PID files, ports, data-directory
-  paths); default ``<repo>/.cache/services/run``.
+  paths); default ``<cache>/run``.
 - ``HEADWATER_SERVICES_FREE_PORTS=1``: pick free ports instead of the fixed defaults.
 - ``HEADWATER_<NAME>_PORT`` (and ``HEADWATER_<NAME>_<PORT>_PORT`` for a service's other
   ports, e.g. ``HEADWATER_CASSANDRA_STORAGE_PORT``): override one port. An override wins
@@ -30,15 +33,21 @@ __all__ = [
 #: Every server and proxy binds this address, never a public interface.
 HOST = "127.0.0.1"
 
-#: The repository holding this package (``tools/servicekit`` -> repository root).
+#: The repository holding this package (``tools/servicekit`` -> repository root), if it is there.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def cache_dir() -> Path:
-    """Return the git-ignored directory that holds cached installs."""
-    return REPO_ROOT / ".cache" / "services"
+    """Return the directory that holds cached installs (git-ignored in the repository)."""
+    override = os.environ.get("HEADWATER_SERVICES_CACHE")
+    if override:
+        return Path(override).resolve()
+    if (REPO_ROOT / "tools" / "services").is_file():
+        return REPO_ROOT / ".cache" / "services"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "headwater" / "services"
 
 
 def default_state_dir() -> Path:

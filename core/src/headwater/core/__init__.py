@@ -67,6 +67,13 @@ from headwater.core._functions import (
 )
 from headwater.core._metrics import Counter, Gauge, Histogram, Meter, MetricGroup
 from headwater.core._pipeline import Pipeline, PipelineEndpoint, load_pipeline
+from headwater.core._pipeline_bindings import (
+    PipelineBinding,
+    PipelineSetting,
+    choice_setting,
+    function_setting,
+    value_setting,
+)
 from headwater.core._reporters import LoggingReporter, MetricReporter, PrometheusReporter
 from headwater.core._runtime._executor import JobClient, JobResult, JobStatus
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
@@ -199,7 +206,9 @@ __all__ = [
     "NumberSequenceSource",
     "OutputTag",
     "Pipeline",
+    "PipelineBinding",
     "PipelineEndpoint",
+    "PipelineSetting",
     "PrintSink",
     "ProcessFunction",
     "ProcessWindowFunction",
@@ -249,10 +258,13 @@ __all__ = [
     "WindowedStream",
     "WriterInitContext",
     "__version__",
+    "choice_setting",
     "emit_dead_letter",
+    "function_setting",
     "installed_connectors",
     "load_pipeline",
     "register_state_serializer",
+    "value_setting",
 ]
 
 for _name in __all__:

@@ -11,8 +11,6 @@ The ``options`` tables are the connectors' options models.
 
 from __future__ import annotations
 
-from typing import Any
-
 from headwater.connectors.aws._dynamodb_sink import DynamoDbSink, DynamoDbSinkOptions
 from headwater.connectors.aws._dynamodb_streams_source import (
     DynamoDbStreamsSource,
@@ -28,8 +26,8 @@ from headwater.connectors.aws._kinesis_source import (
     KinesisStreamsSource,
     KinesisStreamsSourceOptions,
 )
-from headwater.connectors.base import pipeline_format
-from headwater.core import PipelineEndpoint
+from headwater.connectors.base import format_setting
+from headwater.core import PipelineBinding, function_setting
 
 __all__ = [
     "dynamodb_sink",
@@ -39,41 +37,28 @@ __all__ = [
     "kinesis_source",
 ]
 
-
-def kinesis_source(endpoint: PipelineEndpoint) -> KinesisStreamsSource[Any]:
-    """A :class:`KinesisStreamsSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings({"format"})
-    return KinesisStreamsSource(
-        KinesisStreamsSourceOptions(**endpoint.options), value_format=pipeline_format(endpoint)
-    )
-
-
-def kinesis_sink(endpoint: PipelineEndpoint) -> KinesisStreamsSink[Any]:
-    """A :class:`KinesisStreamsSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"format", "partition_key"})
-    return KinesisStreamsSink(
-        KinesisStreamsSinkOptions(**endpoint.options),
-        value_format=pipeline_format(endpoint, default="raw"),
-        partition_key_generator=endpoint.function("partition_key") or random_partition_key,
-    )
-
-
-def firehose_sink(endpoint: PipelineEndpoint) -> FirehoseSink[Any]:
-    """A :class:`FirehoseSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"format"})
-    return FirehoseSink(
-        FirehoseSinkOptions(**endpoint.options),
-        value_format=pipeline_format(endpoint, default="raw"),
-    )
-
-
-def dynamodb_source(endpoint: PipelineEndpoint) -> DynamoDbStreamsSource[Any]:
-    """A :class:`DynamoDbStreamsSource` (change events) from a pipeline's ``[source]`` table."""
-    endpoint.check_settings(set())
-    return DynamoDbStreamsSource(DynamoDbStreamsSourceOptions(**endpoint.options))
-
-
-def dynamodb_sink(endpoint: PipelineEndpoint) -> DynamoDbSink[Any]:
-    """A :class:`DynamoDbSink` (records are items) from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings(set())
-    return DynamoDbSink(DynamoDbSinkOptions(**endpoint.options))
+kinesis_source = PipelineBinding(
+    build=KinesisStreamsSource,
+    options=KinesisStreamsSourceOptions,
+    settings={"format": format_setting("value_format")},
+)
+"""A :class:`KinesisStreamsSource` from a pipeline's ``[source]`` table."""
+kinesis_sink = PipelineBinding(
+    build=KinesisStreamsSink,
+    options=KinesisStreamsSinkOptions,
+    settings={
+        "format": format_setting("value_format", default="raw"),
+        "partition_key": function_setting("partition_key_generator", default=random_partition_key),
+    },
+)
+"""A :class:`KinesisStreamsSink` from a pipeline's ``[sink]`` table."""
+firehose_sink = PipelineBinding(
+    build=FirehoseSink,
+    options=FirehoseSinkOptions,
+    settings={"format": format_setting("value_format", default="raw")},
+)
+"""A :class:`FirehoseSink` from a pipeline's ``[sink]`` table."""
+dynamodb_source = PipelineBinding(build=DynamoDbStreamsSource, options=DynamoDbStreamsSourceOptions)
+"""A :class:`DynamoDbStreamsSource` (change events) from a pipeline's ``[source]`` table."""
+dynamodb_sink = PipelineBinding(build=DynamoDbSink, options=DynamoDbSinkOptions)
+"""A :class:`DynamoDbSink` (records are items) from a pipeline's ``[sink]`` table."""

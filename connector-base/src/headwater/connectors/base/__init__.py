@@ -1,7 +1,11 @@
 """headwater-connector-base: what connectors share.
 
 - Reader base: :class:`SourceReaderBase`, :class:`SplitReader` / :class:`BlockingSplitReader`,
-  :class:`SplitFetcherManager`, :class:`RecordEmitter`.
+  :class:`SplitFetcherManager`, :class:`RecordEmitter`, and :class:`DecodingRecordEmitter` (format,
+  record deserializer or raw bytes; error policy; timestamps; position after the record).
+- Enumerator bases: :class:`PushSplitEnumerator` (discovery, pending splits per owner) and
+  :class:`QueueSplitEnumerator` (planned splits handed out on request, :class:`HandOut`).
+- Versioned split/state serializers: :func:`dataclass_serializer`.
 - Async sink base: :class:`AsyncSinkBase`, :class:`AsyncSinkWriter`, :class:`AsyncSinkOptions`,
   rate limiting (:class:`AIMDRateLimitingStrategy`).
 - :class:`HybridSource`: bounded sources, then a last (possibly unbounded) one.
@@ -19,6 +23,12 @@ from headwater.connectors.base._async_sink import (
     RequestTimeoutError,
     SubmitResult,
 )
+from headwater.connectors.base._emitter import DecodingRecordEmitter
+from headwater.connectors.base._enumerators import (
+    HandOut,
+    PushSplitEnumerator,
+    QueueSplitEnumerator,
+)
 from headwater.connectors.base._formats import (
     AvroFormat,
     CsvFormat,
@@ -33,6 +43,7 @@ from headwater.connectors.base._formats import (
     SkipOnError,
     TextFormat,
     format_from_setting,
+    format_setting,
     pipeline_format,
     refuse_record,
 )
@@ -54,6 +65,7 @@ from headwater.connectors.base._reader import (
     SplitReader,
 )
 from headwater.connectors.base._retry import Backoff, ErrorClass, RetryPolicy, classify_error, retry
+from headwater.connectors.base._serializers import DataclassSerializer, dataclass_serializer
 from headwater.connectors.base.version import __version__
 
 __all__ = [
@@ -65,18 +77,23 @@ __all__ = [
     "Backoff",
     "BlockingSplitReader",
     "CsvFormat",
+    "DataclassSerializer",
     "DeadLetter",
     "DeadLetterOnError",
+    "DecodingRecordEmitter",
     "Deserializer",
     "ErrorClass",
     "ErrorPolicy",
     "FailOnError",
     "FetcherMode",
     "Format",
+    "HandOut",
     "HybridSource",
     "HybridSplit",
     "JsonFormat",
     "OptionsModel",
+    "PushSplitEnumerator",
+    "QueueSplitEnumerator",
     "RateLimitingStrategy",
     "RawFormat",
     "RecordEmitter",
@@ -95,7 +112,9 @@ __all__ = [
     "TextFormat",
     "__version__",
     "classify_error",
+    "dataclass_serializer",
     "format_from_setting",
+    "format_setting",
     "pipeline_format",
     "refuse_record",
     "retry",

@@ -33,6 +33,7 @@ from headwater.core import (
     Counter,
     MetricGroup,
     PipelineEndpoint,
+    PipelineSetting,
     SerializationError,
     emit_dead_letter,
 )
@@ -472,3 +473,17 @@ def pipeline_format(endpoint: PipelineEndpoint, default: str | None = None) -> F
     """The format named by a pipeline endpoint's ``format`` setting (or ``default``), if any."""
     setting = endpoint.settings.get("format", default)
     return None if setting is None else format_from_setting(setting, endpoint.where("format"))
+
+
+def format_setting(keyword: str, *, default: str | None = None) -> PipelineSetting:
+    """A pipeline binding's ``format`` setting: the :class:`Format` it names, as ``keyword``.
+
+    The value is a format name or a table (see :func:`format_from_setting`); absent, ``default``
+    (``None``: the argument is ``None``, the connector's raw values).
+    """
+
+    def read(endpoint: PipelineEndpoint, key: str) -> Format[Any] | None:
+        setting = endpoint.settings.get(key, default)
+        return None if setting is None else format_from_setting(setting, endpoint.where(key))
+
+    return PipelineSetting(keyword=keyword, read=read)

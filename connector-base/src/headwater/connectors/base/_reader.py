@@ -95,7 +95,15 @@ class _SplitReaderHooks(ABC, Generic[SplitT]):
 
 
 class SplitReader(_SplitReaderHooks[SplitT], Generic[E, SplitT]):
-    """Reads splits with an asyncio client; its fetcher is an asyncio task on the job's loop."""
+    """Reads splits with an asyncio client; its fetcher is an asyncio task on the job's loop.
+
+    The fetcher awaits :meth:`aclose` after the last fetch (an async client closes there; the
+    default calls :meth:`close`).
+    """
+
+    async def aclose(self) -> None:
+        """Release the async client (called after the last fetch has returned); must be idempotent."""
+        self.close()
 
     @abstractmethod
     async def fetch(self) -> RecordsBySplit[E]:
@@ -309,7 +317,7 @@ class _SplitFetcher(Generic[E, SplitT]):
             self._errors.record(exc)
             self._queue.wake()
         finally:
-            reader.close()
+            await reader.aclose()
 
     def run_thread(self) -> None:
         reader = self.reader

@@ -11,18 +11,11 @@ from __future__ import annotations
 from headwater.connectors.cassandra._options import CassandraSinkOptions, CassandraSourceOptions
 from headwater.connectors.cassandra._sink import CassandraSink
 from headwater.connectors.cassandra._source import CassandraSource
-from headwater.core import PipelineEndpoint
+from headwater.core import PipelineBinding
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
-
-def pipeline_source(endpoint: PipelineEndpoint) -> CassandraSource:
-    """A :class:`CassandraSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings(set())
-    return CassandraSource(CassandraSourceOptions(**endpoint.options))
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> CassandraSink:
-    """A :class:`CassandraSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings(set())
-    return CassandraSink(CassandraSinkOptions(**endpoint.options))
+pipeline_source = PipelineBinding(build=CassandraSource, options=CassandraSourceOptions)
+"""A :class:`CassandraSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(build=CassandraSink, options=CassandraSinkOptions)
+"""A :class:`CassandraSink` from a pipeline's ``[sink]`` table."""

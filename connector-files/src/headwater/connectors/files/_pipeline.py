@@ -29,7 +29,7 @@ from headwater.connectors.files._file_formats import (
 from headwater.connectors.files._options import FileSinkOptions, FileSourceOptions
 from headwater.connectors.files._sink import FileSink
 from headwater.connectors.files._source import FileSource
-from headwater.core import ConfigurationError, PipelineEndpoint
+from headwater.core import ConfigurationError, PipelineBinding, PipelineEndpoint, PipelineSetting
 
 __all__ = ["files_sink", "files_source"]
 
@@ -65,16 +65,7 @@ def _format(endpoint: PipelineEndpoint) -> FileFormat:
         ) from None
 
 
-def files_source(endpoint: PipelineEndpoint) -> FileSource[Any]:
-    """A :class:`FileSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings({"format"})
-    return FileSource(FileSourceOptions(**endpoint.options), _format(endpoint))
-
-
-def files_sink(endpoint: PipelineEndpoint) -> FileSink[Any]:
-    """A :class:`FileSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"format", "compression", "bucket_fields", "bucket_function"})
-    assigner: BucketAssigner[Any] | None = None
+def _bucket_assigner(endpoint: PipelineEndpoint, _key: str) -> BucketAssigner[Any] | None:
     fields = endpoint.settings.get("bucket_fields")
     function = endpoint.function("bucket_function")
     if fields is not None and function is not None:
@@ -84,9 +75,28 @@ def files_sink(endpoint: PipelineEndpoint) -> FileSink[Any]:
     if fields is not None:
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             raise ConfigurationError(f"{endpoint.where('bucket_fields')}: expected a list of names")
-        assigner = FieldBucketAssigner(*fields)
-    elif function is not None:
-        assigner = FunctionBucketAssigner(function)
-    return FileSink(
-        FileSinkOptions(**endpoint.options), _format(endpoint), bucket_assigner=assigner
-    )
+        return FieldBucketAssigner(*fields)
+    return None if function is None else FunctionBucketAssigner(function)
+
+
+def _consumed(_endpoint: PipelineEndpoint, _key: str) -> None:
+    """A key read by another setting (compression by format, bucket_function by bucket_fields)."""
+
+
+_FORMAT = PipelineSetting(keyword="format", read=lambda endpoint, _key: _format(endpoint))
+
+files_source = PipelineBinding(
+    build=FileSource, options=FileSourceOptions, settings={"format": _FORMAT}
+)
+"""A :class:`FileSource` from a pipeline's ``[source]`` table."""
+files_sink = PipelineBinding(
+    build=FileSink,
+    options=FileSinkOptions,
+    settings={
+        "format": _FORMAT,
+        "compression": PipelineSetting(keyword=None, read=_consumed),
+        "bucket_fields": PipelineSetting(keyword="bucket_assigner", read=_bucket_assigner),
+        "bucket_function": PipelineSetting(keyword=None, read=_consumed),
+    },
+)
+"""A :class:`FileSink` from a pipeline's ``[sink]`` table."""

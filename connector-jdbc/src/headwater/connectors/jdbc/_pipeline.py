@@ -10,18 +10,11 @@ from __future__ import annotations
 from headwater.connectors.jdbc._options import JdbcSinkOptions, JdbcSourceOptions
 from headwater.connectors.jdbc._sink import JdbcSink
 from headwater.connectors.jdbc._source import JdbcSource
-from headwater.core import PipelineEndpoint
+from headwater.core import PipelineBinding
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
-
-def pipeline_source(endpoint: PipelineEndpoint) -> JdbcSource:
-    """A :class:`JdbcSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings(set())
-    return JdbcSource(JdbcSourceOptions(**endpoint.options))
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> JdbcSink:
-    """A :class:`JdbcSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings(set())
-    return JdbcSink(JdbcSinkOptions(**endpoint.options))
+pipeline_source = PipelineBinding(build=JdbcSource, options=JdbcSourceOptions)
+"""A :class:`JdbcSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(build=JdbcSink, options=JdbcSinkOptions)
+"""A :class:`JdbcSink` from a pipeline's ``[sink]`` table."""

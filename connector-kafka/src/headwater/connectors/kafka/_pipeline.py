@@ -9,35 +9,45 @@ key's bytes or ``None``). The ``options`` tables are :class:`KafkaSourceOptions`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from headwater.connectors.base import pipeline_format
+from headwater.connectors.base import Format, format_setting
 from headwater.connectors.kafka._options import KafkaSinkOptions, KafkaSourceOptions
 from headwater.connectors.kafka._records import KafkaRecordSerializer
 from headwater.connectors.kafka._sink import KafkaSink
 from headwater.connectors.kafka._source import KafkaSource
-from headwater.core import ConfigurationError, PipelineEndpoint
+from headwater.core import PipelineBinding, function_setting, value_setting
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
 
-def pipeline_source(endpoint: PipelineEndpoint) -> KafkaSource[Any]:
-    """A :class:`KafkaSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings({"format"})
-    return KafkaSource(
-        KafkaSourceOptions(**endpoint.options), value_format=pipeline_format(endpoint)
-    )
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> KafkaSink[Any]:
-    """A :class:`KafkaSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"topic", "format", "key"})
-    topic = endpoint.settings.get("topic")
-    if not isinstance(topic, str) or not topic:
-        raise ConfigurationError(f"{endpoint.where('topic')}: the kafka sink needs a topic")
-    value_format = pipeline_format(endpoint, default="raw")
-    assert value_format is not None
+def _sink(
+    options: KafkaSinkOptions,
+    *,
+    topic: str,
+    value_format: Format[Any],
+    key: Callable[[Any], bytes | None] | None,
+) -> KafkaSink[Any]:
     serializer: KafkaRecordSerializer[Any] = KafkaRecordSerializer(
-        topic=topic, value=value_format.encode, key=endpoint.function("key")
+        topic=topic, value=value_format.encode, key=key
     )
-    return KafkaSink(KafkaSinkOptions(**endpoint.options), serializer)
+    return KafkaSink(options, serializer)
+
+
+pipeline_source = PipelineBinding(
+    build=KafkaSource,
+    options=KafkaSourceOptions,
+    settings={"format": format_setting("value_format")},
+)
+"""A :class:`KafkaSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(
+    build=_sink,
+    options=KafkaSinkOptions,
+    settings={
+        "topic": value_setting("topic", required=True, kind=str),
+        "format": format_setting("value_format", default="raw"),
+        "key": function_setting("key"),
+    },
+)
+"""A :class:`KafkaSink` (records serialized to ``topic``) from a pipeline's ``[sink]`` table."""

@@ -8,26 +8,21 @@ Source settings: ``format`` (a connector-base format name or table decoding BSON
 
 from __future__ import annotations
 
-from typing import Any
-
-from headwater.connectors.base import pipeline_format
+from headwater.connectors.base import format_setting
 from headwater.connectors.mongodb._options import MongoSinkOptions, MongoSourceOptions
 from headwater.connectors.mongodb._sink import MongoSink
 from headwater.connectors.mongodb._source import MongoSource
-from headwater.core import PipelineEndpoint
+from headwater.core import PipelineBinding, function_setting
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
-
-def pipeline_source(endpoint: PipelineEndpoint) -> MongoSource[Any]:
-    """A :class:`MongoSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings({"format"})
-    return MongoSource(MongoSourceOptions(**endpoint.options), format=pipeline_format(endpoint))
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> MongoSink[Any]:
-    """A :class:`MongoSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"to_document"})
-    return MongoSink(
-        MongoSinkOptions(**endpoint.options), to_document=endpoint.function("to_document")
-    )
+pipeline_source = PipelineBinding(
+    build=MongoSource, options=MongoSourceOptions, settings={"format": format_setting("format")}
+)
+"""A :class:`MongoSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(
+    build=MongoSink,
+    options=MongoSinkOptions,
+    settings={"to_document": function_setting("to_document")},
+)
+"""A :class:`MongoSink` from a pipeline's ``[sink]`` table."""

@@ -8,34 +8,23 @@ actions the server refuses.
 
 from __future__ import annotations
 
-from typing import Any
-
-from headwater.connectors.base import ErrorPolicy, FailOnError, SkipOnError
+from headwater.connectors.base import FailOnError, SkipOnError
 from headwater.connectors.opensearch._options import OpenSearchSinkOptions, OpenSearchSourceOptions
 from headwater.connectors.opensearch._sink import OpenSearchSink
 from headwater.connectors.opensearch._source import OpenSearchSource
-from headwater.core import ConfigurationError, PipelineEndpoint
+from headwater.core import PipelineBinding, choice_setting
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
-_POLICIES: dict[str, type[ErrorPolicy]] = {"fail": FailOnError, "skip": SkipOnError}
-
-
-def pipeline_source(endpoint: PipelineEndpoint) -> OpenSearchSource[Any]:
-    """An :class:`OpenSearchSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings(set())
-    return OpenSearchSource(OpenSearchSourceOptions(**endpoint.options))
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> OpenSearchSink[Any]:
-    """An :class:`OpenSearchSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"on_error"})
-    on_error = endpoint.settings.get("on_error", "fail")
-    if on_error not in _POLICIES:
-        raise ConfigurationError(
-            f"{endpoint.where('on_error')}: the opensearch sink's on_error is 'fail' or 'skip', "
-            f"not {on_error!r}"
+pipeline_source = PipelineBinding(build=OpenSearchSource, options=OpenSearchSourceOptions)
+"""An :class:`OpenSearchSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(
+    build=OpenSearchSink,
+    options=OpenSearchSinkOptions,
+    settings={
+        "on_error": choice_setting(
+            "error_policy", {"fail": FailOnError, "skip": SkipOnError}, default="fail"
         )
-    return OpenSearchSink(
-        OpenSearchSinkOptions(**endpoint.options), error_policy=_POLICIES[on_error]()
-    )
+    },
+)
+"""An :class:`OpenSearchSink` from a pipeline's ``[sink]`` table."""

@@ -9,30 +9,26 @@ connection as ``options.connection``).
 
 from __future__ import annotations
 
-from typing import Any
-
-from headwater.connectors.base import pipeline_format
+from headwater.connectors.base import format_setting
 from headwater.connectors.rabbitmq._options import RabbitMQSinkOptions, RabbitMQSourceOptions
 from headwater.connectors.rabbitmq._sink import RabbitMQSink
 from headwater.connectors.rabbitmq._source import RabbitMQSource
-from headwater.core import PipelineEndpoint
+from headwater.core import PipelineBinding, function_setting
 
 __all__ = ["pipeline_sink", "pipeline_source"]
 
-
-def pipeline_source(endpoint: PipelineEndpoint) -> RabbitMQSource[Any]:
-    """A :class:`RabbitMQSource` from a pipeline's ``[source]`` table."""
-    endpoint.check_settings({"format"})
-    return RabbitMQSource(
-        RabbitMQSourceOptions(**endpoint.options), value_format=pipeline_format(endpoint)
-    )
-
-
-def pipeline_sink(endpoint: PipelineEndpoint) -> RabbitMQSink[Any]:
-    """A :class:`RabbitMQSink` from a pipeline's ``[sink]`` table."""
-    endpoint.check_settings({"format", "message_id"})
-    return RabbitMQSink(
-        RabbitMQSinkOptions(**endpoint.options),
-        value_format=pipeline_format(endpoint, default="raw"),
-        message_id=endpoint.function("message_id"),
-    )
+pipeline_source = PipelineBinding(
+    build=RabbitMQSource,
+    options=RabbitMQSourceOptions,
+    settings={"format": format_setting("value_format")},
+)
+"""A :class:`RabbitMQSource` from a pipeline's ``[source]`` table."""
+pipeline_sink = PipelineBinding(
+    build=RabbitMQSink,
+    options=RabbitMQSinkOptions,
+    settings={
+        "format": format_setting("value_format", default="raw"),
+        "message_id": function_setting("message_id"),
+    },
+)
+"""A :class:`RabbitMQSink` from a pipeline's ``[sink]`` table."""

@@ -26,7 +26,11 @@ adds delay) and ``tcp_proxy_factory`` (delays, cuts and refuses connections).
 
 A server that cannot be brought up fails the tests that need it, with ``tools/services``'
 explanation; it never skips them. ``tools/services`` is found through
-``HEADWATER_SERVICES_CMD`` or by walking up from the working directory and the rootdir.
+``HEADWATER_SERVICES_CMD`` or by walking up from the working directory and the rootdir; outside
+the repository (a connector of its own), the copy of its ``servicekit`` package that this
+distribution ships (``headwater.connectors.testing.servicekit``) manages the servers, with its
+installs cached in ``~/.cache/headwater/services``. A context may also bring its own server: set
+its address variable (``HEADWATER_MONGODB_URL``...) and nothing is started.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from servicekit.faults import FaultHttpProxy, TcpProxy  # type: ignore[import-not-found]
 
 __all__ = [
+    "BUNDLED_SERVICEKIT",
     "SERVICE_NAMES",
     "RunningService",
     "ServicesRunner",
@@ -118,7 +123,15 @@ class RunningService:
         return replace(self, address=urlunsplit(parts._replace(path=f"/{database}")))
 
 
-def _find_services_command(config: pytest.Config) -> Path:
+#: The servicekit package shipped in this distribution (``tools/servicekit``, copied at build).
+BUNDLED_SERVICEKIT = "headwater.connectors.testing.servicekit"
+
+
+def _find_services_command(config: pytest.Config) -> Path | None:
+    """``tools/services`` (configured or above the working directory).
+
+    ``None`` when neither is there: the bundled servicekit manages the servers.
+    """
     configured = os.environ.get("HEADWATER_SERVICES_CMD")
     if configured:
         path = Path(configured)
@@ -130,9 +143,11 @@ def _find_services_command(config: pytest.Config) -> Path:
             candidate = directory / "tools" / "services"
             if candidate.is_file():
                 return candidate.resolve()
+    if importlib.util.find_spec(BUNDLED_SERVICEKIT) is not None:
+        return None
     raise pytest.UsageError(
-        "tools/services not found above the working directory or the rootdir: "
-        "set HEADWATER_SERVICES_CMD to its path"
+        "tools/services not found above the working directory or the rootdir, and this "
+        "headwater-connector-testing has no servicekit: set HEADWATER_SERVICES_CMD to its path"
     )
 
 
@@ -144,19 +159,22 @@ class ServicesRunner:
     while another session's servers are left alone.
     """
 
-    def __init__(self, command: Path) -> None:
+    def __init__(self, command: Path | None) -> None:
         self.command = command
+        """``tools/services``, or ``None`` for the bundled servicekit."""
         settings = self.servicekit("settings")
         self.state_dir: Path = settings.default_state_dir() / f"pytest-{os.getpid()}"
         self._running: dict[str, RunningService] = {}
         self._started = False
 
     def servicekit(self, module: str) -> ModuleType:
-        """Import ``servicekit.<module>`` from beside ``tools/services``.
+        """Import ``servicekit.<module>`` from beside ``tools/services`` (or the bundled one).
 
         The package is loaded by path, so ``tools/`` never goes on ``sys.path`` (its other
         modules could shadow installed ones).
         """
+        if self.command is None:
+            return importlib.import_module(f"{BUNDLED_SERVICEKIT}.{module}")
         if "servicekit" not in sys.modules:
             package = self.command.parent / "servicekit"
             spec = importlib.util.spec_from_file_location(
@@ -170,7 +188,8 @@ class ServicesRunner:
         return importlib.import_module(f"servicekit.{module}")
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, str(self.command), "--state", str(self.state_dir), *args]
+        command = ["-m", BUNDLED_SERVICEKIT] if self.command is None else [str(self.command)]
+        argv = [sys.executable, *command, "--state", str(self.state_dir), *args]
         return subprocess.run(argv, capture_output=True, text=True, check=False)
 
     def get(self, name: str) -> RunningService:
