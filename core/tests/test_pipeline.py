@@ -105,7 +105,10 @@ def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
             ('interval = "50ms"', 'interval = "soon"'),
             r"\[checkpointing\] interval: expected a duration",
         ),
-        (("parallelism = 1", "parallelism = 1\nworkers = 2"), r"\[job\]: unknown key\(s\) workers"),
+        (
+            ("parallelism = 1", "parallelism = 1\nworkers = 2"),
+            r"\[job\]: unknown key\(s\): 'workers'",
+        ),
         (
             ('filter = "pipeline_functions:even"', 'filter = "pipeline_functions:odd"'),
             r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'",
@@ -116,14 +119,40 @@ def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
         ),
         (
             ("count = 8", "count = 8\nrate = 5"),
-            r"\[source\] options: unknown datagen option\(s\) rate",
+            r"\[source\] options: unknown key\(s\): 'rate'",
         ),
-        (('prefix = "> "', 'prefix = "> "\ncolor = "red"'), r"\[sink\]: unknown key\(s\) color"),
+        (('prefix = "> "', 'prefix = "> "\ncolor = "red"'), r"\[sink\]: unknown key\(s\): 'color'"),
         (
             ('generator = "pipeline_functions:click"', ""),
             r"\[source\] generator: datagen needs a generator",
         ),
-        (("[sink]", "[sinks]"), r"unknown key\(s\) sinks"),
+        (("[sink]", "[sinks]"), r"unknown key\(s\): 'sinks' \(did you mean 'sink'\?\)"),
+        (
+            ('interval = "50ms"', 'intervall = "50ms"'),
+            r"\[checkpointing\]: unknown key\(s\): 'intervall' \(did you mean 'interval'\?\)",
+        ),
+        (
+            ("count = 8", "count = 8\ngenerator = 'pipeline_functions:click'"),
+            r"\[source\] options: unknown key\(s\): 'generator' belongs at the \[source\] "
+            r"level, beside 'connector'",
+        ),
+        (
+            ('connector = "datagen"', 'connector = "datagen"\ncount = 8'),
+            r"\[source\]: unknown key\(s\): 'count' belongs under \[source.options\]",
+        ),
+        (
+            ('name = "clicks"', 'name = "clicks"\ninterval = "1s"'),
+            r"\[job\]: unknown key\(s\): 'interval' belongs under \[checkpointing\]",
+        ),
+        (
+            ('connector = "print"', 'connector = "prnt"'),
+            r"connector 'prnt' is not installed \(did you mean 'print'\?\)",
+        ),
+        (("parallelism = 1", "parallelism = 0"), r"\[job\] parallelism: expected an integer >= 1"),
+        (
+            ("count = 8", 'count = "ten"'),
+            r"DataGenSource: count must be an integer or None, got 'ten'",
+        ),
     ],
 )
 def test_mistakes_name_the_file_and_the_key(

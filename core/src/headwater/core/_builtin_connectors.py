@@ -20,13 +20,7 @@ def _datagen_source(endpoint: PipelineEndpoint) -> DataGenSource[Any]:
     The generator is called with the index and a seeded ``random.Random``; the options are
     ``count``, ``rows_per_second``, ``seed``, ``num_splits`` and ``batch_size``.
     """
-    unknown = sorted(set(endpoint.options) - _DATAGEN_OPTIONS)
-    if unknown:
-        raise ConfigurationError(
-            f"{endpoint.where('options')}: unknown datagen option(s) {', '.join(unknown)} "
-            f"(allowed: {', '.join(sorted(_DATAGEN_OPTIONS))})"
-        )
-    endpoint.check_settings({"generator"})
+    endpoint.check_settings({"generator"}, _DATAGEN_OPTIONS)
     generator = endpoint.function("generator")
     if generator is None:
         raise ConfigurationError(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from headwater.core._errors import ConfigurationError
 from headwater.core._serialization import JsonSerializer, VersionedSerializer
+from headwater.core._settings import check_int, check_number
 from headwater.core._sink import (
     CommitRequest,
     Committer,
@@ -208,10 +209,9 @@ class _RangeSource(Source[T, RangeSplit, list[RangeSplit]]):
     """Shared machinery of the index-range sources."""
 
     def __init__(self, batch_size: int, rows_per_second: float | None) -> None:
-        if batch_size < 1:
-            raise ConfigurationError(f"{type(self).__name__}: batch_size must be >= 1")
-        if rows_per_second is not None and rows_per_second <= 0:
-            raise ConfigurationError(f"{type(self).__name__}: rows_per_second must be positive")
+        owner = type(self).__name__
+        check_int(owner, "batch_size", batch_size, minimum=1)
+        check_number(owner, "rows_per_second", rows_per_second, positive=True, optional=True)
         self._batch_size = batch_size
         self._rows_per_second = rows_per_second
 
@@ -265,6 +265,11 @@ class CollectionSource(_RangeSource[T]):
         super().__init__(batch_size, None)
         self._records = records
 
+    @property
+    def expected_records(self) -> int:
+        """The collection's length."""
+        return len(self._records)
+
     def _splits(self, parallelism: int) -> list[RangeSplit]:
         return _even_ranges(0, len(self._records), 1)
 
@@ -315,6 +320,11 @@ class NumberSequenceSource(_RangeSource[int]):
         self._start = start
         self._end = end
 
+    @property
+    def expected_records(self) -> int:
+        """``end - start``."""
+        return self._end - self._start
+
     def _splits(self, parallelism: int) -> list[RangeSplit]:
         return _even_ranges(self._start, self._end, max(1, parallelism))
 
@@ -346,10 +356,14 @@ class DataGenSource(_RangeSource[T]):
         batch_size: int = 1000,
     ) -> None:
         super().__init__(batch_size, rows_per_second)
-        if count is not None and count < 0:
-            raise ConfigurationError(f"DataGenSource: count must be >= 0, got {count}")
-        if num_splits is not None and num_splits < 1:
-            raise ConfigurationError(f"DataGenSource: num_splits must be >= 1, got {num_splits}")
+        if not callable(generator):
+            raise ConfigurationError(
+                f"DataGenSource: generator must be a function (index, rng) -> record, "
+                f"got {type(generator).__name__}"
+            )
+        check_int("DataGenSource", "count", count, minimum=0, optional=True)
+        check_int("DataGenSource", "seed", seed)
+        check_int("DataGenSource", "num_splits", num_splits, minimum=1, optional=True)
         self._generator = generator
         self._count = count
         self._seed = seed
@@ -358,6 +372,11 @@ class DataGenSource(_RangeSource[T]):
     @property
     def boundedness(self) -> Boundedness:
         return Boundedness.BOUNDED if self._count is not None else Boundedness.CONTINUOUS_UNBOUNDED
+
+    @property
+    def expected_records(self) -> int | None:
+        """``count`` (``None``: unbounded)."""
+        return self._count
 
     def _splits(self, parallelism: int) -> list[RangeSplit]:
         parts = self._num_splits or parallelism

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import json
 import os
 import runpy
 import shlex
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import import_module, metadata
@@ -16,19 +19,20 @@ from pathlib import Path
 from typing import Any, cast
 
 from headwater.core._connectors import ENTRY_POINT_GROUP, installed_connectors
+from headwater.core._console import error_summary, format_count, print_table
 from headwater.core._errors import HeadwaterError, JobInterruptedError
-from headwater.core._runtime._executor import RESTORE_ENV
+from headwater.core._runtime._executor import RESTORE_ENV, STARTED
+from headwater.core._runtime._progress import PROGRESS_ENV
 from headwater.core._runtime._storage import list_checkpoints, read_metadata
+from headwater.core._settings import suggest
 from headwater.core.savepoints import read_checkpoint
 
 __all__ = ["main"]
 
-PROGRESS_ENV = "HEADWATER_PROGRESS"
-"""Set by ``headwater run``: environments built in the job show progress unless told otherwise."""
-
 
 def _run(args: argparse.Namespace) -> int:
-    os.environ.setdefault(PROGRESS_ENV, "0" if args.quiet else "1")
+    progress = "0" if args.quiet else "plain" if args.no_progress else "1"
+    os.environ.setdefault(PROGRESS_ENV, progress)
     if args.restore is not None:
         os.environ[RESTORE_ENV] = args.restore
     try:
@@ -47,6 +51,16 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("headwater: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except SystemExit:
+        raise
+    except Exception as exc:  # the job's error, for people: one line and the user's frame
+        if args.verbose:
+            traceback.print_exception(exc)
+            print(f"headwater: {error_summary(exc)}", file=sys.stderr)
+        else:
+            print(f"headwater: {error_summary(exc)}", file=sys.stderr)
+            print("headwater: run with --verbose for the full traceback", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -57,7 +71,7 @@ def _run_target(target: str, job_args: list[str]) -> None:
 
         load_pipeline(target).run()
     elif ":" in target and not target.endswith(".py"):
-        _load_function(target)()
+        _call_function(target)
     else:
         path = Path(target)
         if not path.is_file():
@@ -79,30 +93,81 @@ def _load_function(target: str) -> Callable[[], Any]:
     function = getattr(module, function_name, None)
     if not callable(function):
         what = "no function" if function is None else "no callable"
+        functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         raise SystemExit(
             f"headwater run: module '{module_name}' ({module.__file__}) has {what} "
-            f"'{function_name}'"
+            f"'{function_name}'{suggest(function_name, functions)}"
         )
     return cast(Callable[[], Any], function)
+
+
+def _call_function(target: str) -> None:
+    """Call ``module:function``; run the job it returns, or report one it built and did not run."""
+    from headwater.core import _environment
+    from headwater.core._environment import CREATED, StreamEnvironment
+    from headwater.core._pipeline import Pipeline
+
+    function = _load_function(target)
+    _environment._collect_created = True
+    try:
+        result = function()
+    finally:
+        _environment._collect_created = False
+    built, CREATED[:] = list(CREATED), []
+    if isinstance(result, StreamEnvironment | Pipeline):
+        if isinstance(result, Pipeline) or result not in STARTED:
+            print(f"headwater: {target} returned a job; running it", file=sys.stderr)
+            result.run() if isinstance(result, Pipeline) else result.execute(target)
+        return
+    idle = [env for env in built if env._sinks and env not in STARTED]
+    if idle:
+        raise SystemExit(
+            f"headwater run: {target} built a job but did not run it: call env.execute() "
+            f"at its end, or return the StreamEnvironment and headwater runs it"
+        )
+
+
+def _position(blob: Any) -> Any:
+    """A split's checkpointed position for people: its JSON (most connectors' split format).
+
+    Kafka's is ``[topic, partition, offset, stopping offset]``, a Kinesis shard's names the shard
+    and its sequence number; a binary split shows its size.
+    """
+    if not isinstance(blob, dict) or "b64" not in blob:
+        return blob
+    try:
+        data = base64.b64decode(blob["b64"])
+    except (binascii.Error, TypeError):
+        return "<undecodable>"
+    try:
+        return json.loads(data)
+    except ValueError:
+        return f"<{len(data)} bytes>"
 
 
 def _describe_checkpoint(path: Path) -> dict[str, Any]:
     meta = read_metadata(path)
     reader = read_checkpoint(path)
-    operators = {
-        op.uid: {
-            "name": op.name,
-            "parallelism": op.parallelism,
-            "state_entries": reader.keyed_entry_count(op.uid)
-            + sum(
+    operators = {}
+    positions: dict[str, dict[str, list[Any]]] = {}
+    for op in reader.operators():
+        states = reader.operator_state(op.uid)
+        entries = reader.keyed_entry_count(op.uid)
+        for subtask, state in enumerate(states):
+            entries += sum(
                 len(v) if isinstance(v, list | dict) else 1
-                for state in reader.operator_state(op.uid)
                 for k, v in state.items()
                 if k != "keyed"
-            ),
+            )
+            splits = state.get("splits")
+            if isinstance(splits, list) and splits:
+                positions.setdefault(op.uid, {})[str(subtask)] = [_position(b) for b in splits]
+        operators[op.uid] = {
+            "name": op.name,
+            "parallelism": op.parallelism,
+            "state_entries": entries,
+            "state_bytes": reader.state_bytes(op.uid),
         }
-        for op in reader.operators()
-    }
     return {
         "path": str(path),
         "checkpoint_id": meta["checkpoint_id"],
@@ -111,6 +176,7 @@ def _describe_checkpoint(path: Path) -> dict[str, Any]:
         "taken_at": datetime.fromtimestamp(meta["timestamp_ms"] / 1000, tz=UTC).isoformat(),
         "operators": operators,
         "sources": sorted(meta["enumerators"]),
+        "source_positions": positions,
     }
 
 
@@ -124,24 +190,71 @@ def _checkpoints(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no completed checkpoints in {path}")
             return 0
-        for checkpoint_id, p in rows:
-            d = _describe_checkpoint(p)
-            print(f"{checkpoint_id:>8}  {d['kind']:<10} {d['taken_at']}  {d['job_name']}  {p}")
+        described = [_describe_checkpoint(p) for _, p in rows]
+        print_table(
+            ("id", "kind", "taken at", "job", "state", "path"),
+            [
+                (
+                    str(d["checkpoint_id"]),
+                    d["kind"],
+                    d["taken_at"],
+                    d["job_name"],
+                    _size(sum(op["state_bytes"] for op in d["operators"].values())),
+                    d["path"],
+                )
+                for d in described
+            ],
+            sys.stdout,
+        )
         return 0
     d = _describe_checkpoint(path)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
-    print(
-        f"checkpoint {d['checkpoint_id']} ({d['kind']}) of job '{d['job_name']}' at {d['taken_at']}"
+    print_table(
+        ("operator uid", "name", "parallelism", "state entries", "state size"),
+        [
+            (
+                uid,
+                op["name"],
+                str(op["parallelism"]),
+                format_count(op["state_entries"]),
+                _size(op["state_bytes"]),
+            )
+            for uid, op in d["operators"].items()
+        ],
+        sys.stdout,
+        title=f"{d['kind']} {d['checkpoint_id']} of job '{d['job_name']}' taken at {d['taken_at']}",
     )
-    print(f"sources with enumerator state: {', '.join(d['sources']) or '-'}")
-    for uid, op in d["operators"].items():
-        print(
-            f"  {uid:<24} {op['name']:<40} parallelism {op['parallelism']}, "
-            f"{op['state_entries']} state entries"
+    positions = [
+        (uid, subtask, json.dumps(position))
+        for uid, by_subtask in d["source_positions"].items()
+        for subtask, splits in sorted(by_subtask.items(), key=lambda kv: int(kv[0]))
+        for position in splits
+    ]
+    if positions:
+        print_table(
+            ("source uid", "subtask", "split position (the source's own format)"),
+            positions,
+            sys.stdout,
+            title="source positions (splits being read, where each resumes)",
         )
+    else:
+        print("source positions: none (no split was being read: finished or not started)")
+    print(f"sources with enumerator state: {', '.join(d['sources']) or '-'}")
     return 0
+
+
+def _size(n: int) -> str:
+    """``512 B``, ``3.2 KiB``, ``1.5 MiB``..."""
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def _connectors(args: argparse.Namespace) -> int:
@@ -165,13 +278,27 @@ def _connectors(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"headwater-core {core}")
-    for c in rows:
-        fit = "ok" if c.compatible else f"INCOMPATIBLE (needs headwater-core {c.requirement})"
+
+    def fit(c: Any) -> str:
         if c.error:
-            fit = f"BROKEN ({c.error})"
-        summary = c.spec.summary if c.spec is not None else ""
-        print(f"  {c.identifier:<12} {c.distribution:<32} {c.version:<12} {fit}  {summary}")
+            return f"BROKEN ({c.error})"
+        return "ok" if c.compatible else f"INCOMPATIBLE (needs headwater-core {c.requirement})"
+
+    print_table(
+        ("connector", "distribution", "version", "status", "summary"),
+        [
+            (
+                c.identifier,
+                c.distribution,
+                c.version,
+                fit(c),
+                c.spec.summary if c.spec is not None else "",
+            )
+            for c in rows
+        ],
+        sys.stdout,
+        title=f"headwater-core {core}",
+    )
     return 0
 
 
@@ -223,7 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a job: a Python file, module:function or a pipeline file (.toml)"
     )
     run.add_argument("target")
-    run.add_argument("--quiet", action="store_true", help="do not show progress")
+    run.add_argument(
+        "--quiet", action="store_true", help="show neither progress nor the summary table"
+    )
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="plain progress lines instead of the live display (as when stderr is not a terminal)",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="on an error, print the full traceback (default: one line and the failing line of your code)",
+    )
     run.add_argument(
         "--restore",
         metavar="PATH",

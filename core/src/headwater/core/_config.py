@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from headwater.core._errors import ConfigurationError
+from headwater.core._settings import check_duration, check_int, check_number, check_type
 
 __all__ = [
     "CheckpointConfig",
@@ -21,14 +22,16 @@ __all__ = [
 ]
 
 
-def _positive(owner: str, name: str, value: timedelta | None) -> None:
-    if value is not None and value <= timedelta(0):
-        raise ConfigurationError(f"{owner}: {name} must be positive, got {value}")
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # normalize a (possibly frozen) dataclass field
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckpointConfig:
     """How and where checkpoints are taken.
+
+    Every setting is checked when the config is built. Durations take a ``timedelta`` or a
+    string: ``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"``, ISO 8601 ``"PT5S"``.
 
     Args:
         interval: time between checkpoint triggers; ``None`` disables periodic checkpoints (a bounded
@@ -60,24 +63,32 @@ class CheckpointConfig:
     incremental_full_every: int = 10
 
     def __post_init__(self) -> None:
-        _positive("checkpointing", "interval", self.interval)
-        _positive("checkpointing", "timeout", self.timeout)
-        if self.min_pause < timedelta(0):
-            raise ConfigurationError(f"checkpointing: min_pause must be >= 0, got {self.min_pause}")
-        if self.retained < 1:
-            raise ConfigurationError(f"checkpointing: retained must be >= 1, got {self.retained}")
-        if self.incremental_full_every < 1:
-            raise ConfigurationError(
-                f"checkpointing: incremental_full_every must be >= 1, got "
-                f"{self.incremental_full_every}"
-            )
-        if self.incremental and self.storage is None:
-            raise ConfigurationError("checkpointing: incremental needs a storage directory")
+        owner = "CheckpointConfig"
+        _set(
+            self,
+            "interval",
+            check_duration(owner, "interval", self.interval, positive=True, optional=True),
+        )
+        _set(self, "timeout", check_duration(owner, "timeout", self.timeout, positive=True))
+        _set(self, "min_pause", check_duration(owner, "min_pause", self.min_pause))
+        check_int(owner, "retained", self.retained, minimum=1)
+        check_int(owner, "incremental_full_every", self.incremental_full_every, minimum=1)
+        check_type(owner, "allow_non_restored_state", self.allow_non_restored_state, bool)
+        check_type(owner, "incremental", self.incremental, bool)
         if self.storage is not None:
-            object.__setattr__(self, "storage", Path(self.storage))  # accept str paths too
+            check_type(owner, "storage", self.storage, (str, Path))
+            _set(self, "storage", Path(self.storage))  # accept str paths too
+        if self.restore_from is not None:
+            check_type(owner, "restore_from", self.restore_from, (str, Path))
+            if isinstance(self.restore_from, str) and not self.restore_from.strip():
+                raise ConfigurationError(
+                    f"{owner}: restore_from must be 'latest' or a checkpoint path, got ''"
+                )
+        if self.incremental and self.storage is None:
+            raise ConfigurationError(f"{owner}: incremental needs a storage directory")
         if self.restore_from == "latest" and self.storage is None:
             raise ConfigurationError(
-                "checkpointing: restore_from='latest' needs a checkpoint storage directory"
+                f"{owner}: restore_from='latest' needs a checkpoint storage directory (storage=...)"
             )
 
 
@@ -110,12 +121,8 @@ class FixedDelayRestart(RestartStrategy):
     _failures: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.attempts < 0:
-            raise ConfigurationError(
-                f"restart strategy: attempts must be >= 0, got {self.attempts}"
-            )
-        if self.delay < timedelta(0):
-            raise ConfigurationError(f"restart strategy: delay must be >= 0, got {self.delay}")
+        check_int("FixedDelayRestart", "attempts", self.attempts, minimum=0)
+        self.delay = check_duration("FixedDelayRestart", "delay", self.delay)
 
     def next_delay(self, now: float) -> timedelta | None:
         """The fixed delay while attempts remain."""
@@ -146,13 +153,15 @@ class ExponentialBackoffRestart(RestartStrategy):
     _failures: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _positive("restart strategy", "initial", self.initial)
+        owner = "ExponentialBackoffRestart"
+        self.initial = check_duration(owner, "initial", self.initial, positive=True)
+        self.maximum = check_duration(owner, "maximum", self.maximum)
+        self.reset_after = check_duration(owner, "reset_after", self.reset_after)
         if self.maximum < self.initial:
-            raise ConfigurationError("restart strategy: maximum must be >= initial")
-        if self.multiplier < 1.0:
-            raise ConfigurationError("restart strategy: multiplier must be >= 1")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ConfigurationError("restart strategy: jitter must be within [0, 1]")
+            raise ConfigurationError(f"{owner}: maximum must be >= initial")
+        check_number(owner, "multiplier", self.multiplier, minimum=1)
+        check_number(owner, "jitter", self.jitter, minimum=0, maximum=1)
+        check_int(owner, "attempts", self.attempts, minimum=0, optional=True)
 
     def next_delay(self, now: float) -> timedelta | None:
         """The next backoff delay, or ``None`` when attempts are exhausted."""
@@ -192,9 +201,11 @@ class FailureRateRestart(RestartStrategy):
     _times: deque[float] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_failures < 1:
-            raise ConfigurationError("restart strategy: max_failures must be >= 1")
-        _positive("restart strategy", "interval", self.interval)
+        check_int("FailureRateRestart", "max_failures", self.max_failures, minimum=1)
+        self.interval = check_duration(
+            "FailureRateRestart", "interval", self.interval, positive=True
+        )
+        self.delay = check_duration("FailureRateRestart", "delay", self.delay)
 
     def next_delay(self, now: float) -> timedelta | None:
         """The delay while the failure rate stays within the limit."""

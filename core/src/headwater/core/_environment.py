@@ -14,6 +14,7 @@ from headwater.core._datastream import DataStream
 from headwater.core._errors import ConfigurationError, JobCancelledError
 from headwater.core._graph import Edge, JobGraph, NodeKind, Transformation, build_job_graph
 from headwater.core._reporters import MetricReporter
+from headwater.core._settings import check_duration, check_int, check_type
 from headwater.core._sink import DeliveryGuarantee, Sink
 from headwater.core._source import Boundedness, Source
 from headwater.core._state import StateBackend
@@ -36,8 +37,9 @@ class ExecutionConfig:
         batch_linger: the longest a source holds a partial batch before sending it.
         channel_capacity: batches buffered per channel before the sender waits (backpressure).
         blocking_pool_size: threads for blocking client calls (``run_blocking``).
-        progress: print records and throughput per operator to stderr every second (default: on
-            when the job runs under ``headwater run``).
+        progress: show records, rates, backpressure and checkpoints per operator on stderr while
+            the job runs (live on a terminal, plain lines elsewhere) and a summary table when it
+            ends (default: on when the job runs under ``headwater run``).
         gc_threshold: the young-generation threshold of Python's cyclic garbage collector while
             jobs run in the process (CPython's default is 700); ``None`` leaves the collector alone.
             Records die by reference counting; fewer collection passes save CPU per record.
@@ -49,22 +51,28 @@ class ExecutionConfig:
     batch_linger: timedelta = timedelta(milliseconds=5)
     channel_capacity: int = 8
     blocking_pool_size: int = field(default_factory=lambda: min(32, (os.cpu_count() or 1) * 4))
-    progress: bool = field(default_factory=lambda: os.environ.get("HEADWATER_PROGRESS") == "1")
+    progress: bool = field(
+        default_factory=lambda: os.environ.get("HEADWATER_PROGRESS") in ("1", "plain")
+    )
     gc_threshold: int | None = 50_000
     gc_freeze: bool = True
 
     def __post_init__(self) -> None:
+        owner = "ExecutionConfig"
         for name in ("batch_size", "channel_capacity", "blocking_pool_size"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(
-                    f"execution: {name} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.gc_threshold is not None and self.gc_threshold < 1:
-            raise ConfigurationError(
-                f"execution: gc_threshold must be >= 1 or None, got {self.gc_threshold}"
-            )
-        if self.batch_linger < timedelta(0):
-            raise ConfigurationError("execution: batch_linger must be >= 0")
+            check_int(owner, name, getattr(self, name), minimum=1)
+        check_int(owner, "gc_threshold", self.gc_threshold, minimum=1, optional=True)
+        linger = check_duration(owner, "batch_linger", self.batch_linger)
+        object.__setattr__(self, "batch_linger", linger)  # a duration string, normalized
+        check_type(owner, "progress", self.progress, bool)
+        check_type(owner, "gc_freeze", self.gc_freeze, bool)
+
+
+CREATED: list[StreamEnvironment] = []
+"""Environments built while ``headwater run module:function`` calls the function (only then:
+it clears the list after), to report one built but not run."""
+
+_collect_created = False
 
 
 class StreamEnvironment:
@@ -88,14 +96,19 @@ class StreamEnvironment:
         metric_reporters: Sequence[MetricReporter] = (),
         state_backend: StateBackend | None = None,
     ) -> None:
-        if parallelism < 1:
-            raise ConfigurationError(f"environment: parallelism must be >= 1, got {parallelism}")
-        if not 1 <= max_parallelism <= 32768:
-            raise ConfigurationError(
-                f"environment: max_parallelism must be within [1, 32768], got {max_parallelism}"
-            )
+        owner = "StreamEnvironment"
+        check_int(owner, "parallelism", parallelism, minimum=1)
+        check_int(owner, "max_parallelism", max_parallelism, minimum=1, maximum=32768)
         if parallelism > max_parallelism:
-            raise ConfigurationError("environment: parallelism exceeds max_parallelism")
+            raise ConfigurationError(
+                f"{owner}: parallelism ({parallelism}) exceeds max_parallelism ({max_parallelism})"
+            )
+        check_type(owner, "checkpointing", checkpointing, CheckpointConfig, optional=True)
+        check_type(owner, "restart_strategy", restart_strategy, RestartStrategy, optional=True)
+        check_type(owner, "execution", execution, ExecutionConfig, optional=True)
+        check_type(owner, "state_backend", state_backend, StateBackend, optional=True)
+        for reporter in metric_reporters:
+            check_type(owner, "metric_reporters[]", reporter, MetricReporter)
         self.parallelism = parallelism
         self.max_parallelism = max_parallelism
         self.checkpointing = checkpointing or CheckpointConfig()
@@ -105,6 +118,8 @@ class StreamEnvironment:
         self.state_backend = state_backend or StateBackend.memory()
         self._transformations: list[Transformation] = []
         self._sinks: list[Transformation] = []
+        if _collect_created:
+            CREATED.append(self)
 
     # -- sources ---------------------------------------------------------------------------
     def from_source(

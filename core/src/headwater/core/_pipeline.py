@@ -7,7 +7,7 @@ A pipeline file::
     parallelism = 2            # optional
 
     [checkpointing]            # optional
-    interval = "5s"            # durations: "250ms", "5s", "2m", "1h"
+    interval = "5s"            # durations: "250ms", "5s", "2m", "1h", ISO 8601 "PT5S"
     storage = "checkpoints"    # relative to the pipeline file
     restore = "latest"         # or a checkpoint/savepoint path
 
@@ -36,11 +36,11 @@ file and the key it is about.
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
@@ -51,6 +51,8 @@ from headwater.core._connectors import InstalledConnector, installed_connectors
 from headwater.core._datastream import DataStream, KeyedStream
 from headwater.core._environment import StreamEnvironment
 from headwater.core._errors import ConfigurationError
+from headwater.core._settings import parse_duration as _parse_duration
+from headwater.core._settings import suggest
 from headwater.core._state import AggregateFunction
 from headwater.core._watermarks import WatermarkStrategy
 from headwater.core._windows import (
@@ -74,8 +76,15 @@ _KEYED_STEPS = ("reduce", "window")
 _WINDOW_KINDS = ("tumbling", "sliding", "session")
 _WINDOW_KEYS = {*_WINDOW_KINDS, "slide", "aggregate", "field", "time", "timestamp", "max_delay"}
 _BUILTIN_AGGREGATES = ("count", "sum", "min", "max", "avg")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_JOB_KEYS = {"name", "parallelism"}
+_CHECKPOINTING_KEYS = {"interval", "storage", "restore", "timeout"}
+_WHERE_KEYS_BELONG = {
+    **{key: "under [job]" for key in _JOB_KEYS},
+    **{key: "under [checkpointing]" for key in _CHECKPOINTING_KEYS},
+    "connector": "under [source] or [sink]",
+    "options": "under [source] or [sink]",
+}
+"""Keys a user may put at the wrong level, and where they belong."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class PipelineEndpoint:
         options: the ``options`` table (for the connector's options model).
         settings: every other key of the table (``format``, a topic, function references...).
         file: the pipeline file, for error messages.
+        option_names: the connector's option names for this role (to tell a user who put an
+            option beside ``connector`` that it belongs under ``options``).
     """
 
     role: str
@@ -95,15 +106,37 @@ class PipelineEndpoint:
     options: Mapping[str, Any]
     settings: Mapping[str, Any]
     file: Path
+    option_names: frozenset[str] = field(default=frozenset())
 
     def where(self, key: str | None = None) -> str:
         """``file [role]`` or ``file [role] key``: where an error is, for messages."""
         at = f"{self.file} [{self.role}]"
         return at if key is None else f"{at} {key}"
 
-    def check_settings(self, allowed: set[str]) -> None:
-        """Refuse settings (keys besides ``connector`` and ``options``) not in ``allowed``."""
-        _unknown(self.settings, allowed | {"connector", "options"}, self.where())
+    def check_settings(self, allowed: set[str], options: set[str] | None = None) -> None:
+        """Refuse settings (keys besides ``connector`` and ``options``) not in ``allowed``.
+
+        With ``options`` (for connectors without an options model), refuse unknown options too.
+        A key at the wrong level is told where it belongs; another gets the closest allowed key.
+        """
+        names = self.option_names | (options or set())
+        section = f"[{self.role}.options]"
+        _unknown(
+            self.settings,
+            allowed | {"connector", "options"},
+            self.where(),
+            {name: f"under {section} (an option of {self.connector})" for name in names},
+        )
+        if options is not None:
+            _unknown(
+                self.options,
+                options,
+                self.where("options"),
+                {
+                    name: f"at the [{self.role}] level, beside 'connector' (a setting, not an option)"
+                    for name in allowed
+                },
+            )
 
     def function(self, key: str) -> Callable[..., Any] | None:
         """The function a ``module:name`` setting refers to, or ``None`` if the key is absent."""
@@ -148,15 +181,8 @@ def _import(reference: Any, where: str) -> Any:
 
 
 def parse_duration(value: Any, where: str) -> timedelta:
-    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"`` or a number of seconds, as a ``timedelta``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ConfigurationError(
-            f"{where}: expected a duration such as '500ms', '5s' or '1m', got {value!r}"
-        )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"``, ISO 8601 ``"PT5S"`` or a number of seconds."""
+    return _parse_duration(value, where, seconds_allowed=True)
 
 
 def _table(document: Mapping[str, Any], key: str, file: Path, *, required: bool) -> dict[str, Any]:
@@ -169,12 +195,34 @@ def _table(document: Mapping[str, Any], key: str, file: Path, *, required: bool)
     return value
 
 
-def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def _unknown(
+    table: Mapping[str, Any],
+    allowed: set[str],
+    where: str,
+    elsewhere: Mapping[str, str] = _WHERE_KEYS_BELONG,
+) -> None:
+    """Refuse keys not in ``allowed``: each with where it belongs or the closest allowed key."""
     unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigurationError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
-        )
+    if not unknown:
+        return
+    described = [
+        f"'{key}' belongs {elsewhere[key]}"
+        if key in elsewhere
+        else f"'{key}'{suggest(key, allowed)}"
+        for key in unknown
+    ]
+    raise ConfigurationError(
+        f"{where}: unknown key(s): {'; '.join(described)} (allowed here: "
+        f"{', '.join(sorted(allowed))})"
+    )
+
+
+def _option_names(model: Any) -> frozenset[str]:
+    """The field names of an options model (a pydantic model or a dataclass)."""
+    if dataclasses.is_dataclass(model):
+        return frozenset(f.name for f in dataclasses.fields(model))
+    fields = getattr(model, "model_fields", None)
+    return frozenset(fields) if isinstance(fields, Mapping) else frozenset()
 
 
 def _endpoint(
@@ -188,14 +236,20 @@ def _endpoint(
     if not isinstance(options, dict):
         raise ConfigurationError(f"{file} [{role}] options: must be a table")
     settings = {k: v for k, v in table.items() if k not in ("connector", "options")}
-    endpoint = PipelineEndpoint(role, identifier, options, settings, file)
     connector = installed.get(identifier)
     if connector is None or connector.spec is None:
-        known = ", ".join(sorted(c for c, i in installed.items() if i.spec is not None))
-        why = "is not installed" if connector is None else f"failed to load: {connector.error}"
-        raise ConfigurationError(
-            f"{endpoint.where('connector')}: connector {identifier!r} {why} (installed: {known})"
+        loaded = sorted(c for c, i in installed.items() if i.spec is not None)
+        why = (
+            f"is not installed{suggest(identifier, loaded)}"
+            if connector is None
+            else f"failed to load: {connector.error}"
         )
+        raise ConfigurationError(
+            f"{file} [{role}] connector: connector {identifier!r} {why} "
+            f"(installed: {', '.join(loaded)})"
+        )
+    names = _option_names(connector.spec.options.get(role))
+    endpoint = PipelineEndpoint(role, identifier, options, settings, file, names)
     factory = getattr(connector.spec, f"pipeline_{role}")
     if factory is None:
         raise ConfigurationError(
@@ -208,30 +262,44 @@ def _endpoint(
             raise  # the factory named the key itself
         raise ConfigurationError(f"{endpoint.where('options')} ({identifier}): {exc}") from exc
     except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        raise ConfigurationError(f"{endpoint.where()} ({identifier}): {_describe(exc)}") from exc
+        raise ConfigurationError(
+            f"{endpoint.where()} ({identifier}): {_describe(exc, endpoint)}"
+        ) from exc
 
 
-def _describe(exc: Exception) -> str:
-    """The error without the offending values (an option may be a secret)."""
+def _describe(exc: Exception, endpoint: PipelineEndpoint) -> str:
+    """The error without the offending values (an option may be a secret).
+
+    An unknown option gets the closest option name, or where connector settings go.
+    """
     errors = getattr(exc, "errors", None)
     if not callable(errors):
         return str(exc)
-    lines = [
-        f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-        for e in errors(include_url=False, include_input=False)
-    ]
+    lines = []
+    for e in errors(include_url=False, include_input=False):
+        key = ".".join(str(p) for p in e["loc"])
+        line = f"options.{key}: {e['msg']}"
+        if e.get("type") == "extra_forbidden":
+            hint = suggest(key, endpoint.option_names)
+            line += hint or (
+                f" (not an option of {endpoint.connector}; its other settings go at the "
+                f"[{endpoint.role}] level, beside 'connector')"
+            )
+        lines.append(line)
     return "; ".join(lines)
 
 
 def _environment(document: Mapping[str, Any], file: Path) -> tuple[StreamEnvironment, str]:
     job = _table(document, "job", file, required=False)
-    _unknown(job, {"name", "parallelism"}, f"{file} [job]")
+    _unknown(job, _JOB_KEYS, f"{file} [job]")
     name = job.get("name", file.stem)
     parallelism = job.get("parallelism", 1)
-    if not isinstance(parallelism, int) or isinstance(parallelism, bool):
-        raise ConfigurationError(f"{file} [job] parallelism: expected an integer")
+    if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+        raise ConfigurationError(
+            f"{file} [job] parallelism: expected an integer >= 1, got {parallelism!r}"
+        )
     table = _table(document, "checkpointing", file, required=False)
-    _unknown(table, {"interval", "storage", "restore", "timeout"}, f"{file} [checkpointing]")
+    _unknown(table, _CHECKPOINTING_KEYS, f"{file} [checkpointing]")
     settings: dict[str, Any] = {}
     for key in ("interval", "timeout"):
         if key in table:

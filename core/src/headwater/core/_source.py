@@ -276,6 +276,11 @@ class Source(ABC, Generic[T, SplitT, EnumStateT]):
     def boundedness(self) -> Boundedness:
         """Whether this source ends."""
 
+    @property
+    def expected_records(self) -> int | None:
+        """How many records a bounded source emits, if known up front (for progress bars)."""
+        return None
+
     @abstractmethod
     def create_enumerator(
         self, context: SplitEnumeratorContext[SplitT]

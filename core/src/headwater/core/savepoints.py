@@ -15,6 +15,7 @@ Keyed state is read from its files a chunk at a time, so reading it takes little
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,24 @@ class CheckpointReader:
                     live.update(((name, k), v is not None) for k, v in entries)
             count += sum(live.values())
         return count
+
+    def state_bytes(self, uid: str) -> int:
+        """How many bytes operator ``uid``'s state takes: its metadata entries and keyed files."""
+        entry = self._job.metadata["operators"].get(uid)
+        if entry is None:
+            raise CheckpointError(f"checkpoint {self.checkpoint_id} has no operator {uid!r}")
+        size = 0
+        for raw in entry["subtasks"].values():
+            size += len(raw) * 3 // 4 if isinstance(raw, str) else len(json.dumps(raw))
+        seen: set[Path] = set()
+        for old in self._states(uid):
+            for file in self._job.keyed_files(old):
+                if isinstance(file, bytes):
+                    size += len(file)
+                elif file not in seen and file.exists():
+                    seen.add(file)
+                    size += file.stat().st_size
+        return size
 
     def _states(self, uid: str) -> list[dict[str, Any]]:
         entry = self._job.metadata["operators"].get(uid)

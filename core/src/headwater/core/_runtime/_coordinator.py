@@ -39,6 +39,8 @@ class CompletedCheckpoint:
     data: bytes
     path: Path | None
     kind: str
+    duration_s: float = 0.0
+    """From the trigger until the metadata was written."""
 
     @functools.cached_property
     def metadata(self) -> dict[str, Any]:
@@ -304,7 +306,9 @@ class CheckpointCoordinator:
         path = await self._pool.run(
             self._storage.write, pending.checkpoint_id, data, pending.savepoint
         )
-        completed = CompletedCheckpoint(pending.checkpoint_id, data, path, pending.kind)
+        completed = CompletedCheckpoint(
+            pending.checkpoint_id, data, path, pending.kind, time.monotonic() - pending.started
+        )
         self.last_completed_at = time.monotonic()
         self._on_complete(completed)
         log.debug("checkpoint %d complete (%s)", pending.checkpoint_id, path)

@@ -9,11 +9,13 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headwater.core._console import install_excepthook
 from headwater.core._errors import (
     CheckpointError,
     JobCancelledError,
@@ -32,6 +34,7 @@ from headwater.core._runtime._coordinator import (
 from headwater.core._runtime._gc import tuned_gc
 from headwater.core._runtime._operators import create_operator, decode_blob
 from headwater.core._runtime._output import EdgeWriter, TaskOutput
+from headwater.core._runtime._progress import JobProgress
 from headwater.core._runtime._restore import RestoredJob
 from headwater.core._runtime._storage import CheckpointStorage, read_metadata
 from headwater.core._runtime._tasks import OperatorTask, SourceTask, Task
@@ -47,6 +50,9 @@ log = logging.getLogger("headwater.executor")
 
 RESTORE_ENV = "HEADWATER_RESTORE_FROM"
 """Set by ``headwater run --restore PATH``: the checkpoint every job of the run starts from."""
+
+STARTED: weakref.WeakSet[StreamEnvironment] = weakref.WeakSet()
+"""Environments that started a job (``headwater run module:function`` reports one built, not run)."""
 
 FINAL_COMMIT_RETRIES = 12
 """Retries (backoff 50 ms doubling to 5 s, ~40 s in all) of commits pending at the end of a job."""
@@ -421,8 +427,11 @@ class LocalExecutor:
     def __init__(self, env: StreamEnvironment, graph: JobGraph) -> None:
         self.env = env
         self.graph = graph
+        STARTED.add(env)
+        install_excepthook()  # an uncaught job error gets a summary above its traceback
         checkpointing = env.checkpointing
         self.storage = CheckpointStorage(checkpointing.storage, checkpointing.retained)
+        self.storage.check_writable()
         self.storage.remove_orphans()
         self.metrics = MetricRegistry()
         self.pool = BlockingPool(env.execution.blocking_pool_size)
@@ -506,9 +515,7 @@ class LocalExecutor:
 
     async def _run_attempts(self, client: JobClient) -> JobResult:
         started = time.monotonic()
-        progress = None
-        if self.env.execution.progress:
-            progress = asyncio.get_running_loop().create_task(_report_progress(self))
+        progress = JobProgress(client, self.graph) if self.env.execution.progress else None
         for reporter in self.env.metric_reporters:
             await reporter.open(self.metrics)
         try:
@@ -561,7 +568,7 @@ class LocalExecutor:
                     number += 1
         finally:
             if progress is not None:
-                progress.cancel()
+                progress.finish()
             for reporter in self.env.metric_reporters:
                 await reporter.close()
             self.pool.shutdown()
@@ -605,28 +612,6 @@ def announce(line: str) -> None:
     sys.stderr.flush()
 
 
-async def _report_progress(executor: LocalExecutor) -> None:
-    """Print records in/out per operator and their rates to stderr every second."""
-    last: dict[str, float] = {}
-    last_time = time.monotonic()
-    while True:
-        await asyncio.sleep(1.0)
-        now = time.monotonic()
-        elapsed = now - last_time
-        last_time = now
-        parts = []
-        for name, values in operator_totals(executor.metrics).items():
-            records_in = values.get("numRecordsIn")
-            out = float(values.get("numRecordsOut") or 0)
-            rate = (out - last.get(name, 0.0)) / elapsed
-            last[name] = out
-            seen = "" if records_in is None else f"{int(records_in):,} in, "
-            parts.append(f"{name}: {seen}{int(out):,} out ({rate:,.0f}/s)")
-        kind = "bounded" if executor.bounded else "unbounded"
-        sys.stderr.write(f"[{executor.status.value}, {kind}] " + " | ".join(parts) + "\n")
-        sys.stderr.flush()
-
-
 class JobClient:
     """Watches and controls a running job."""
 
@@ -648,6 +633,22 @@ class JobClient:
     def metrics(self) -> dict[str, dict[str, float | int | None]]:
         """Metrics per operator, summed over subtasks."""
         return operator_totals(self._executor.metrics)
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints completed so far (savepoints not counted)."""
+        return self._executor.completed
+
+    @property
+    def last_checkpoint_duration_s(self) -> float | None:
+        """How long the newest completed checkpoint took, from trigger to metadata written."""
+        latest = self._executor.latest
+        return None if latest is None else latest.duration_s
+
+    @property
+    def restarts(self) -> int:
+        """Restarts after failures so far."""
+        return self._executor.restarts
 
     async def wait(self) -> JobResult:
         """Wait for the job to end; raises :class:`JobFailedError` if it failed."""

@@ -87,6 +87,24 @@ class CheckpointStorage:
         self.directory = directory
         self.retained = retained
 
+    def check_writable(self) -> None:
+        """Create the directory if it is missing and prove it writable; name it if not."""
+        if self.directory is None:
+            return
+        where = f"checkpoint storage {self.directory}"
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CheckpointError(f"{where}: exists but is not a directory")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"{where}: cannot be created: {exc.strerror or exc}") from exc
+        probe = self.directory / f".write-check-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise CheckpointError(f"{where}: is not writable: {exc.strerror or exc}") from exc
+
     def shared_dir(self) -> Path | None:
         """Where incremental checkpoints keep their state files."""
         return None if self.directory is None else self.directory / SHARED_DIR
