@@ -3,12 +3,16 @@
 - Reader base: :class:`SourceReaderBase`, :class:`SplitReader` / :class:`BlockingSplitReader`,
   :class:`SplitFetcherManager`, :class:`RecordEmitter`.
 - Async sink base: :class:`AsyncSinkBase`, :class:`AsyncSinkWriter`, :class:`AsyncSinkOptions`,
-  rate limiting (:class:`AIMDRateLimitingStrategy`).
+  rate limiting (:class:`AIMDRateLimitingStrategy`); :class:`BlockingClientSinkWriter` for a
+  blocking client (lazy client, calls on the thread pool, per-entry outcomes).
+- Options: :class:`OptionsModel` (every connector's options), secret masking
+  (:class:`SecretMasker`, :func:`mask_url`, :func:`mask_settings`).
 - :class:`HybridSource`: bounded sources, then a last (possibly unbounded) one.
 - Formats: :class:`RawFormat`, :class:`TextFormat`, :class:`JsonFormat`, :class:`CsvFormat`,
   :class:`AvroFormat` (extra ``avro``), with error policies and :class:`DeadLetter`;
   :meth:`Format.deserializer` binds one to a reader's metric group.
-- Retries: :class:`RetryPolicy`, :class:`Backoff`, :func:`retry`, :class:`ErrorClass`.
+- Retries: :class:`RetryPolicy`, :class:`Backoff`, :func:`retry`, :func:`retry_blocking`,
+  :class:`ErrorClass`.
 """
 
 from headwater.connectors.base._async_sink import (
@@ -19,6 +23,7 @@ from headwater.connectors.base._async_sink import (
     RequestTimeoutError,
     SubmitResult,
 )
+from headwater.connectors.base._blocking_sink import BlockingClientSinkWriter
 from headwater.connectors.base._formats import (
     AvroFormat,
     CsvFormat,
@@ -53,16 +58,33 @@ from headwater.connectors.base._reader import (
     SplitFetcherManager,
     SplitReader,
 )
-from headwater.connectors.base._retry import Backoff, ErrorClass, RetryPolicy, classify_error, retry
+from headwater.connectors.base._retry import (
+    Backoff,
+    ErrorClass,
+    OnRetry,
+    RetryPolicy,
+    classify_error,
+    retry,
+    retry_blocking,
+)
+from headwater.connectors.base._secrets import (
+    MASK,
+    SecretMasker,
+    mask_settings,
+    mask_url,
+    secret_values,
+)
 from headwater.connectors.base.version import __version__
 
 __all__ = [
+    "MASK",
     "AIMDRateLimitingStrategy",
     "AsyncSinkBase",
     "AsyncSinkOptions",
     "AsyncSinkWriter",
     "AvroFormat",
     "Backoff",
+    "BlockingClientSinkWriter",
     "BlockingSplitReader",
     "CsvFormat",
     "DeadLetter",
@@ -76,6 +98,7 @@ __all__ = [
     "HybridSource",
     "HybridSplit",
     "JsonFormat",
+    "OnRetry",
     "OptionsModel",
     "RateLimitingStrategy",
     "RawFormat",
@@ -86,6 +109,7 @@ __all__ = [
     "RequestResultInfo",
     "RequestTimeoutError",
     "RetryPolicy",
+    "SecretMasker",
     "SkipOnError",
     "SourceReaderBase",
     "SourceSwitch",
@@ -96,9 +120,13 @@ __all__ = [
     "__version__",
     "classify_error",
     "format_from_setting",
+    "mask_settings",
+    "mask_url",
     "pipeline_format",
     "refuse_record",
     "retry",
+    "retry_blocking",
+    "secret_values",
 ]
 
 for _name in __all__:
