@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from headwater.core._builtins import CollectionSource, CollectSink, RangeSplit
 from headwater.core._metrics import MetricRegistry
@@ -43,7 +43,13 @@ from headwater.core._sink import (
     TwoPhaseCommittingSink,
     WriterInitContext,
 )
-from headwater.core._source import InputStatus, ReaderOutput, SourceReader, SourceReaderContext
+from headwater.core._source import (
+    InputStatus,
+    ReaderOutput,
+    SourceReader,
+    SourceReaderContext,
+    SourceSplit,
+)
 from typing_extensions import override
 
 __all__ = [
@@ -563,7 +569,7 @@ async def wait_for_metrics(
 
 
 T = TypeVar("T")
-SplitT = TypeVar("SplitT")
+SplitT = TypeVar("SplitT", bound=SourceSplit)
 
 
 class _CountingOutput:
@@ -632,7 +638,7 @@ class ThrottledReader(SourceReader[T, SplitT], Generic[T, SplitT]):
             return InputStatus.NOTHING_AVAILABLE
         if self._counting is None:  # one for the reader's life: the reader keeps split outputs
             self._counting = _CountingOutput(output)
-        return self.reader.poll_next(self._counting)  # type: ignore[arg-type]
+        return self.reader.poll_next(cast("ReaderOutput[T]", self._counting))
 
     def is_available(self) -> asyncio.Future[None]:
         """The reader's availability, or a future completing when the next record is due."""
@@ -641,7 +647,7 @@ class ThrottledReader(SourceReader[T, SplitT], Generic[T, SplitT]):
             return self.reader.is_available()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        loop.call_later(wait, lambda: future.done() or future.set_result(None))
+        loop.call_later(wait, _set_if_pending, future)
         return future
 
     def add_splits(self, splits: Sequence[SplitT]) -> None:
@@ -667,3 +673,8 @@ class ThrottledReader(SourceReader[T, SplitT], Generic[T, SplitT]):
     async def close(self) -> None:
         """Delegated."""
         await self.reader.close()
+
+
+def _set_if_pending(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -20,7 +20,9 @@ __all__ = ["MASK", "SecretMasker", "mask_settings", "mask_url", "secret_values"]
 MASK = "***"
 """What a secret is replaced with."""
 
-_SECRET_KEY = re.compile(r"password|secret|token|credential|sasl_plain|ssl_context|key$", re.I)
+_SECRET_KEY = re.compile(
+    r"pass|secret|token|credential|oauth|ssl_context|private|api_key|access_key", re.IGNORECASE
+)
 
 
 def mask_url(url: str) -> str:
@@ -41,8 +43,8 @@ def mask_url(url: str) -> str:
 def mask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` (client keyword arguments) with the values of secret keys masked.
 
-    A key is secret when it names a password, secret, token, credential, SASL password, TLS
-    context or key (``sasl_plain_password``, ``ssl_context``, ``api_key``, ...).
+    A key is secret when it names a password, secret, token, credential, OAuth setting, TLS
+    context, private or API/access key (``sasl_plain_password``, ``ssl_context``, ``api_key``).
     """
     return {k: (MASK if _SECRET_KEY.search(k) else v) for k, v in settings.items()}
 
