@@ -6,7 +6,6 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from headwater.connectors.aws._aws import AwsClientOptions
 from headwater.connectors.aws._sink_base import (
     AwsSinkWriter,
     check_writer_limits,
@@ -22,6 +21,7 @@ from headwater.connectors.base import (
     RawFormat,
     SubmitResult,
 )
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.core import (
     ConfigurationError,
     JsonSerializer,

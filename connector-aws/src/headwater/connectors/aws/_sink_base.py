@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from headwater.connectors.aws._aws import AwsClientOptions, translate
 from headwater.connectors.base import AsyncSinkOptions, BlockingClientSinkWriter
+from headwater.connectors.base.aws import AwsClientOptions, translate
 from headwater.core import WriterInitContext
 from typing_extensions import override
 

@@ -13,19 +13,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from headwater.connectors.base import Backoff, ErrorClass, RetryPolicy, retry, retry_blocking
 from headwater.core import FatalError, RetryableError
 from sqlalchemy import exc as sa_exc
 
 __all__ = [
-    "DatabaseRetries",
     "ErrorKind",
     "JdbcError",
     "JdbcRowError",
@@ -35,11 +30,7 @@ __all__ = [
     "database_message",
     "describe_row",
     "redact_values",
-    "within",
 ]
-
-R = TypeVar("R")
-_log = logging.getLogger("headwater.connectors.jdbc")
 
 # SQLSTATE classes/codes that a retry can fix (PostgreSQL; MariaDB reports some of them too).
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03")  # 55P03: lock timeout
@@ -147,84 +138,3 @@ def describe_row(row: Any, redact: frozenset[str], limit: int = 300) -> str:
         row = {k: _REDACTED if k in redact else v for k, v in row.items()}
     text = repr(row)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-async def within(timeout: timedelta, call: Callable[[], Awaitable[R]]) -> R:
-    """Await ``call()`` for at most ``timeout``; a hang becomes :class:`JdbcTimeoutError`."""
-    try:
-        async with asyncio.timeout(timeout.total_seconds()):
-            return await call()
-    except TimeoutError as exc:
-        raise JdbcTimeoutError(
-            f"a database call took longer than operation_timeout ({timeout}); the connection "
-            f"is probably dead (network partition) and the attempt restarts"
-        ) from exc
-
-
-def _retryable(error: BaseException) -> ErrorClass:
-    return ErrorClass.RETRYABLE if classify(error) is ErrorKind.RETRYABLE else ErrorClass.FATAL
-
-
-class DatabaseRetries:
-    """connector-base's :func:`retry` for transient database errors (see :func:`classify`).
-
-    Up to ``max_retries`` retries with exponential backoff and full jitter between ``initial``
-    and ``maximum``; each retry is logged. Errors that are not transient propagate at once; a
-    transient error that outlasts the retries becomes :class:`JdbcTransientError`.
-    """
-
-    def __init__(self, max_retries: int, initial: timedelta, maximum: timedelta) -> None:
-        initial = max(initial, timedelta(milliseconds=1))
-        self.policy = RetryPolicy(
-            backoff=Backoff(initial=initial, maximum=max(initial, maximum)),
-            max_attempts=max_retries + 1,
-            classifier=_retryable,
-        )
-
-    async def run(
-        self, call: Callable[[], Awaitable[R]], what: str, on_retry: Callable[[], None]
-    ) -> R:
-        """Await ``call()``, again after a backoff while it fails with a transient error.
-
-        ``on_retry`` is called before each retry (for a metric).
-        """
-        try:
-            return await retry(call, self.policy, on_retry=self._log(what, on_retry))
-        except Exception as exc:
-            if classify(exc) is not ErrorKind.RETRYABLE:
-                raise
-            raise _outlasted(exc, what) from exc
-
-    def run_blocking(self, call: Callable[[], R], what: str) -> R:
-        """:meth:`run` for worker threads and synchronous callers."""
-        try:
-            return retry_blocking(call, self.policy, on_retry=self._log(what, None))
-        except Exception as exc:
-            if classify(exc) is not ErrorKind.RETRYABLE:
-                raise
-            raise _outlasted(exc, what) from exc
-
-    def _log(
-        self, what: str, on_retry: Callable[[], None] | None
-    ) -> Callable[[BaseException, int, timedelta], None]:
-        retries = (self.policy.max_attempts or 1) - 1
-
-        def log(error: BaseException, attempt: int, delay: timedelta) -> None:
-            if on_retry is not None:
-                on_retry()
-            _log.warning(
-                "jdbc: %s failed (%s); retry %d/%d in %.2fs",
-                what,
-                database_message(error),
-                attempt,
-                retries,
-                delay.total_seconds(),
-            )
-
-        return log
-
-
-def _outlasted(error: Exception, what: str) -> JdbcTransientError:
-    """A transient ``error`` that outlasted the retries (its note says after how many)."""
-    notes = getattr(error, "__notes__", None) or [""]
-    return JdbcTransientError(f"jdbc: {what} failed ({notes[-1]}): {database_message(error)}")

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from headwater.connectors.jdbc._database import connect, reflect_table
-from headwater.connectors.jdbc._errors import DatabaseRetries
 from headwater.connectors.jdbc._options import JdbcLookupOptions
+from headwater.connectors.jdbc._retry import Backoff, retrying_blocking
 from sqlalchemy import Engine, Select, Table, and_, bindparam, select
 
 __all__ = ["JdbcLookup"]
@@ -46,7 +46,7 @@ class JdbcLookup:
         self._cache: OrderedDict[Any, tuple[float, list[Row]]] = OrderedDict()
         self._engine: Engine | None = None
         self._query: Select[Any]
-        self._backoff = DatabaseRetries(
+        self._backoff = Backoff(
             options.max_retries, options.retry_backoff, options.max_retry_backoff
         )
         self.hits = 0
@@ -113,7 +113,7 @@ class JdbcLookup:
             with self._open().connect() as connection:
                 return [dict(row) for row in connection.execute(self._query, params).mappings()]
 
-        return self._backoff.run_blocking(query, f"lookup in '{options.table}'")
+        return retrying_blocking(query, self._backoff, f"lookup in '{options.table}'")
 
     def _open(self) -> Engine:
         with self._lock:

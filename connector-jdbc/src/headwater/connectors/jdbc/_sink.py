@@ -28,15 +28,10 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from headwater.connectors.jdbc._errors import (
-    DatabaseRetries,
-    JdbcError,
-    JdbcTimeoutError,
-    database_message,
-    within,
-)
+from headwater.connectors.jdbc._errors import JdbcError, JdbcTimeoutError, database_message
 from headwater.connectors.jdbc._options import JdbcSinkOptions
 from headwater.connectors.jdbc._records import ChangelogRow, RowKind
+from headwater.connectors.jdbc._retry import Backoff, retrying, within
 from headwater.connectors.jdbc._writes import (
     Change,
     TableWriter,
@@ -67,8 +62,8 @@ _COMMITTABLE_SERIALIZER: VersionedSerializer[str] = JsonSerializer(
 )
 
 
-def _backoff(options: JdbcSinkOptions) -> DatabaseRetries:
-    return DatabaseRetries(options.max_retries, options.retry_backoff, options.max_retry_backoff)
+def _backoff(options: JdbcSinkOptions) -> Backoff:
+    return Backoff(options.max_retries, options.retry_backoff, options.max_retry_backoff)
 
 
 class _JdbcWriter(CommittingSinkWriter[Record, str]):
@@ -229,8 +224,9 @@ class _JdbcWriter(CommittingSinkWriter[Record, str]):
         else:
             call = partial(self._context.run_blocking, self._table.write, chunk)
         started = time.monotonic()
-        outcome: WriteOutcome = await self._backoff.run(
+        outcome: WriteOutcome = await retrying(
             partial(within, self._options.operation_timeout, call),
+            self._backoff,
             f"flush of {len(chunk)} rows into '{self._options.table}'",
             self._retries.inc,
         )
@@ -255,12 +251,13 @@ class _JdbcCommitter(Committer[str]):
         for request in requests:
             txn = request.committable
             try:
-                applied = await self._backoff.run(
+                applied = await retrying(
                     partial(
                         within,
                         self._options.operation_timeout,
                         partial(self._context.run_blocking, self._table.commit_staged, txn),
                     ),
+                    self._backoff,
                     f"commit of transaction {txn}",
                     self._retries.inc,
                 )
