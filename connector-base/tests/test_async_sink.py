@@ -164,7 +164,7 @@ def test_aimd_halves_and_recovers() -> None:
     assert aimd.max_batch_size == 400
     for _ in range(3):
         aimd.register_in_flight_request(RequestInfo(100))
-        aimd.register_completed_request(RequestResultInfo(100, failed_entries=5))
+        aimd.register_completed_request(RequestResultInfo(100, failed_entries=100))
     assert aimd.rate == 50
     aimd.register_in_flight_request(RequestInfo(50))
     assert aimd.should_block(RequestInfo(1))
@@ -179,6 +179,56 @@ def test_aimd_halves_and_recovers() -> None:
         aimd.register_in_flight_request(RequestInfo(1))
         aimd.register_completed_request(RequestResultInfo(1, 0, throttled=True))
     assert aimd.rate == 1
+
+
+def test_aimd_shrinks_by_the_refused_share_of_a_request() -> None:
+    aimd = AIMDRateLimitingStrategy(max_in_flight_requests=4, max_rate=4000, increase_rate=100)
+    # 5% of every request refused (scattered 429s): the limit settles near the top, where the
+    # increase balances the decrease (2 * 100 * 0.95 / 0.05 = 3800), instead of collapsing.
+    for _ in range(500):
+        aimd.register_in_flight_request(RequestInfo(1000))
+        aimd.register_completed_request(RequestResultInfo(1000, failed_entries=50))
+    assert 3700 <= aimd.rate <= 3900
+    # Half of each request refused: the limit falls to a fraction of a batch.
+    for _ in range(50):
+        aimd.register_in_flight_request(RequestInfo(1000))
+        aimd.register_completed_request(RequestResultInfo(1000, failed_entries=500))
+    assert aimd.rate < 300
+
+
+async def test_refused_entries_back_off_and_give_up_per_entry(
+    make_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = RetryPolicy(
+        backoff=Backoff(initial=timedelta(milliseconds=40), maximum=timedelta(milliseconds=40)),
+        max_attempts=3,
+    )
+    writer = FakeWriter(make_context(), script=["retry-odd"], options=opts(retry_policy=policy))
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    await writer.write_batch(range(4))
+    await writer.flush(True)
+    assert writer.requests == [["0", "1", "2", "3"], ["1", "3"]]
+    assert sorted(writer.delivered) == ["0", "1", "2", "3"]
+    assert [d for d in slept if d > 0] and all(d <= 0.04 for d in slept)  # one jittered backoff
+
+    refused = RetryableError("item throttled")
+    writer = FakeWriter(
+        make_context(),
+        script=[SubmitResult.retry(["7"], refused)] * 3,
+        options=opts(retry_policy=policy),
+    )
+    await writer.write_batch([7])
+    with pytest.raises(RetryableError, match="item throttled") as caught:
+        await writer.flush(True)
+    assert len(writer.requests) == 3  # max_attempts per entry
+    assert any("gave up after 3 attempt" in note for note in caught.value.__notes__)
 
 
 async def test_retry_entries_are_resent_and_nothing_lost(make_context: Any) -> None:

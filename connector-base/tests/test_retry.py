@@ -4,7 +4,14 @@ import random
 from datetime import timedelta
 
 import pytest
-from headwater.connectors.base import Backoff, ErrorClass, RetryPolicy, classify_error, retry
+from headwater.connectors.base import (
+    Backoff,
+    ErrorClass,
+    RetryPolicy,
+    classify_error,
+    retry,
+    retry_blocking,
+)
 from headwater.core import ConfigurationError, FatalError, RetryableError
 
 
@@ -24,9 +31,11 @@ def test_options_validated_with_option_names() -> None:
         ConfigurationError, match=r"Backoff: maximum \(0:00:00.010000\) must be >= initial"
     ):
         Backoff(initial=timedelta(seconds=1), maximum=timedelta(milliseconds=10))
-    with pytest.raises(ConfigurationError, match="RetryPolicy: max_attempts"):
+    with pytest.raises(ConfigurationError, match="RetryPolicy: option 'max_attempts'"):
         RetryPolicy(max_attempts=0)
-    with pytest.raises(ConfigurationError, match="max_atempts: Extra inputs are not permitted"):
+    with pytest.raises(
+        ConfigurationError, match="option 'max_atempts': Extra inputs are not permitted"
+    ):
         RetryPolicy(max_atempts=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Backoff(timedelta(seconds=1))  # type: ignore[misc]
@@ -111,3 +120,40 @@ async def test_retry_max_elapsed() -> None:
         await retry(failing, policy, sleep=sleep)
     # A jittered delay of up to 10 s almost surely exceeds the 1 ms budget.
     assert len(slept) <= 1
+
+
+def test_retry_blocking_retries_then_gives_up_with_a_note() -> None:
+    calls: list[int] = []
+    retried: list[tuple[str, int]] = []
+    slept: list[float] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    policy = RetryPolicy(max_attempts=3)
+    result = retry_blocking(
+        flaky,
+        policy,
+        on_retry=lambda exc, attempt, delay: retried.append((str(exc), attempt)),
+        sleep=slept.append,
+    )
+    assert result == "ok" and len(calls) == 3
+    assert retried == [("reset", 1), ("reset", 2)] and len(slept) == 2
+
+    def always() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError) as caught:
+        retry_blocking(always, policy, sleep=slept.append)
+    assert caught.value.__notes__ == [caught.value.__notes__[0]]
+    assert "gave up after 3 attempt(s)" in caught.value.__notes__[0]
+
+    def fatal() -> None:
+        raise ValueError("bad request")
+
+    with pytest.raises(ValueError, match="bad request") as refused:
+        retry_blocking(fatal, policy, sleep=slept.append)
+    assert "not retried" in refused.value.__notes__[0]

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.testing.pytest_plugin import RunningService
 
 HERE = str(Path(__file__).parent)

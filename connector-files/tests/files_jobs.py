@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.files import (
     FieldBucketAssigner,
     FileSink,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from files_helpers import published
 from files_jobs import moto_client, sink_options
-from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.base import ErrorPolicy, JsonFormat
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.files import (
     FileSink,
     FileSource,

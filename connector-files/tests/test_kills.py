@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from files_helpers import check_exactly_once, checkpointed_since, jobrunner_command
 from files_jobs import expected_record
-from headwater.connectors.aws import AwsClientOptions
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.files import FileSystem, LocalFileSystem, S3FileSystem
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core.testing import kill_repeatedly

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from files_helpers import published, read_file
-from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.base import CsvFormat, JsonFormat, TextFormat
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.files import (
     AvroFileFormat,
     Compression,

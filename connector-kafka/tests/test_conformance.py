@@ -2,7 +2,7 @@
 
 Source: the integers as JSON values in a fresh 2-partition topic, read with ``JsonFormat`` (so
 the bad-record tests run: bad values are written into the same topic). Unbounded readers are
-throttled (the kill tests' ``ThrottledReader``) so a 0.6 s run stops mid-topic. Sinks: every
+throttled (``headwater.core.testing.ThrottledReader``) so a 0.6 s run stops mid-topic. Sinks: every
 delivery guarantee that promises something, under process kills and rescaling.
 """
 
@@ -35,9 +35,9 @@ from headwater.connectors.testing import (
 )
 from headwater.connectors.testing.pytest_plugin import RunningService
 from headwater.core import DeliveryGuarantee, Sink, Source, SourceReader, SourceReaderContext
+from headwater.core.testing import ThrottledReader
 
 from .jobs.conformance_jobs import encode
-from .jobs.kill_job import ThrottledReader
 from .kafka_helpers import create_topic, produce, produce_to_partition, read_all
 
 JOBS = Path(__file__).parent / "jobs"

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from headwater.core._builtins import CollectionSource, CollectSink, RangeSplit
 from headwater.core._metrics import MetricRegistry
@@ -43,7 +43,13 @@ from headwater.core._sink import (
     TwoPhaseCommittingSink,
     WriterInitContext,
 )
-from headwater.core._source import InputStatus, ReaderOutput, SourceReader, SourceReaderContext
+from headwater.core._source import (
+    InputStatus,
+    ReaderOutput,
+    SourceReader,
+    SourceReaderContext,
+    SourceSplit,
+)
 from typing_extensions import override
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "KillReport",
     "ScriptedSource",
     "SlowCommitSink",
+    "ThrottledReader",
     "Timestamped",
     "kill_after_checkpoints",
     "kill_repeatedly",
@@ -559,3 +566,115 @@ async def wait_for_metrics(
             return metrics
         await asyncio.sleep(0.05)
     raise AssertionError(f"metrics of {operator!r} never met the condition: {dict(metrics)}")
+
+
+T = TypeVar("T")
+SplitT = TypeVar("SplitT", bound=SourceSplit)
+
+
+class _CountingOutput:
+    """A ReaderOutput counting what passes through it and through its split outputs (``total``).
+
+    A reader base emits through per-split outputs it creates once per split and keeps, so they
+    count into the total they were created with.
+    """
+
+    def __init__(self, output: ReaderOutput[Any], total: list[int] | None = None) -> None:
+        self.output = output
+        self.total = total if total is not None else [0]
+
+    def collect(self, record: Any, timestamp: int | None = None, /) -> None:
+        self.total[0] += 1
+        self.output.collect(record, timestamp)
+
+    def collect_batch(
+        self, records: Sequence[Any], timestamps: Sequence[int | None] | None = None, /
+    ) -> None:
+        self.total[0] += len(records)
+        self.output.collect_batch(records, timestamps)
+
+    def split_output(self, split_id: str, /) -> _CountingOutput:
+        return _CountingOutput(self.output.split_output(split_id), self.total)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.output, name)
+
+
+class ThrottledReader(SourceReader[T, SplitT], Generic[T, SplitT]):
+    """Delegates to ``reader`` but emits at most ``rate`` records per second (tests only).
+
+    For tests that must stop or kill a job in the middle of its input: the pace is kept without
+    blocking the event loop (``poll_next`` answers ``NOTHING_AVAILABLE`` and ``is_available``
+    completes when the next record is due). Records are counted through the reader's per-split
+    outputs too. Use it from a source's ``create_reader``::
+
+        class SlowSource(KafkaSource[bytes]):
+            def create_reader(self, context):
+                return ThrottledReader(super().create_reader(context), rate=200)
+    """
+
+    def __init__(self, reader: SourceReader[T, SplitT], rate: float) -> None:
+        self.reader = reader
+        self.rate = rate
+        self.started = time.monotonic()
+        self._counting: _CountingOutput | None = None
+
+    @property
+    def emitted(self) -> int:
+        """Records emitted so far."""
+        return 0 if self._counting is None else self._counting.total[0]
+
+    def _wait(self) -> float:
+        return (self.emitted / self.rate) - (time.monotonic() - self.started)
+
+    async def start(self) -> None:
+        """Start the pace and the reader."""
+        self.started = time.monotonic()
+        await self.reader.start()
+
+    def poll_next(self, output: ReaderOutput[T]) -> InputStatus:
+        """The reader's next records, unless they are not due yet."""
+        if self._wait() > 0:
+            return InputStatus.NOTHING_AVAILABLE
+        if self._counting is None:  # one for the reader's life: the reader keeps split outputs
+            self._counting = _CountingOutput(output)
+        return self.reader.poll_next(cast("ReaderOutput[T]", self._counting))
+
+    def is_available(self) -> asyncio.Future[None]:
+        """The reader's availability, or a future completing when the next record is due."""
+        wait = self._wait()
+        if wait <= 0:
+            return self.reader.is_available()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_later(wait, _set_if_pending, future)
+        return future
+
+    def add_splits(self, splits: Sequence[SplitT]) -> None:
+        """Delegated."""
+        self.reader.add_splits(splits)
+
+    def notify_no_more_splits(self) -> None:
+        """Delegated."""
+        self.reader.notify_no_more_splits()
+
+    def snapshot_state(self, checkpoint_id: int) -> list[SplitT]:
+        """Delegated."""
+        return self.reader.snapshot_state(checkpoint_id)
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Delegated."""
+        await self.reader.notify_checkpoint_complete(checkpoint_id)
+
+    def handle_source_event(self, event: Any) -> None:
+        """Delegated."""
+        self.reader.handle_source_event(event)
+
+    async def close(self) -> None:
+        """Delegated."""
+        await self.reader.close()
+
+
+def _set_if_pending(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

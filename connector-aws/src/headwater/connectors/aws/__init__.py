@@ -23,7 +23,6 @@ Registered as ``kinesis``, ``firehose`` and ``dynamodb`` in the ``headwater.conn
 entry-point group.
 """
 
-from headwater.connectors.aws._aws import AwsClientOptions
 from headwater.connectors.aws._dynamodb_sink import (
     DynamoDbSink,
     DynamoDbSinkOptions,
@@ -63,6 +62,7 @@ from headwater.connectors.aws._pipeline import (
 from headwater.connectors.aws._shards import EnumeratorState, ShardSplit, StartingPosition
 from headwater.connectors.aws._source_base import ShardSourceOptions
 from headwater.connectors.aws.version import __version__
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.core import ConnectorSpec
 
 __all__ = [

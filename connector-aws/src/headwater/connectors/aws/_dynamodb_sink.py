@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from boto3.dynamodb.types import TypeSerializer
-from headwater.connectors.aws._aws import AwsClientOptions
 from headwater.connectors.aws._sink_base import (
     AwsSinkWriter,
     check_writer_limits,
@@ -24,6 +23,7 @@ from headwater.connectors.base import (
     OptionsModel,
     SubmitResult,
 )
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.core import (
     ConfigurationError,
     FatalError,

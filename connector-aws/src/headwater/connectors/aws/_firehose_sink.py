@@ -6,11 +6,10 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from headwater.connectors.aws._aws import AwsClientOptions
 from headwater.connectors.aws._sink_base import (
     AwsSinkWriter,
     check_writer_limits,
-    per_entry_outcome,
+    refusals,
 )
 from headwater.connectors.base import (
     AsyncSinkBase,
@@ -22,6 +21,7 @@ from headwater.connectors.base import (
     RawFormat,
     SubmitResult,
 )
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.core import (
     ConfigurationError,
     JsonSerializer,
@@ -105,8 +105,8 @@ class _FirehoseWriter(AwsSinkWriter[IN, bytes]):
         )
         if not response.get("FailedPutCount"):
             return SubmitResult.complete()
-        return per_entry_outcome(
-            self.connector, entries, response["RequestResponses"], self._fail_on_error
+        return self.outcome(
+            entries, refusals(response["RequestResponses"]), fail_on_error=self._fail_on_error
         )
 
     @override

@@ -8,11 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from headwater.connectors.aws._aws import AwsClientOptions
 from headwater.connectors.aws._sink_base import (
     AwsSinkWriter,
     check_writer_limits,
-    per_entry_outcome,
+    refusals,
 )
 from headwater.connectors.base import (
     AsyncSinkBase,
@@ -24,6 +23,7 @@ from headwater.connectors.base import (
     RawFormat,
     SubmitResult,
 )
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.core import (
     ConfigurationError,
     JsonSerializer,
@@ -155,7 +155,9 @@ class _KinesisStreamsWriter(AwsSinkWriter[IN, KinesisEntry]):
         )
         if not response.get("FailedRecordCount"):
             return SubmitResult.complete()
-        return per_entry_outcome(self.connector, entries, response["Records"], self._fail_on_error)
+        return self.outcome(
+            entries, refusals(response["Records"]), fail_on_error=self._fail_on_error
+        )
 
     @override
     def size_in_bytes(self, entry: KinesisEntry) -> int:

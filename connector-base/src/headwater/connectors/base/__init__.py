@@ -7,12 +7,16 @@
   :class:`QueueSplitEnumerator` (planned splits handed out on request, :class:`HandOut`).
 - Versioned split/state serializers: :func:`dataclass_serializer`.
 - Async sink base: :class:`AsyncSinkBase`, :class:`AsyncSinkWriter`, :class:`AsyncSinkOptions`,
-  rate limiting (:class:`AIMDRateLimitingStrategy`).
+  rate limiting (:class:`AIMDRateLimitingStrategy`); :class:`BlockingClientSinkWriter` for a
+  blocking client (lazy client, calls on the thread pool, per-entry outcomes).
+- Options: :class:`OptionsModel` (every connector's options), secret masking
+  (:class:`SecretMasker`, :func:`mask_url`, :func:`mask_settings`).
 - :class:`HybridSource`: bounded sources, then a last (possibly unbounded) one.
 - Formats: :class:`RawFormat`, :class:`TextFormat`, :class:`JsonFormat`, :class:`CsvFormat`,
   :class:`AvroFormat` (extra ``avro``), with error policies and :class:`DeadLetter`;
   :meth:`Format.deserializer` binds one to a reader's metric group.
-- Retries: :class:`RetryPolicy`, :class:`Backoff`, :func:`retry`, :class:`ErrorClass`.
+- Retries: :class:`RetryPolicy`, :class:`Backoff`, :func:`retry`, :func:`retry_blocking`,
+  :class:`ErrorClass`.
 """
 
 from headwater.connectors.base._async_sink import (
@@ -23,6 +27,7 @@ from headwater.connectors.base._async_sink import (
     RequestTimeoutError,
     SubmitResult,
 )
+from headwater.connectors.base._blocking_sink import BlockingClientSinkWriter
 from headwater.connectors.base._emitter import DecodingRecordEmitter
 from headwater.connectors.base._enumerators import (
     HandOut,
@@ -64,17 +69,34 @@ from headwater.connectors.base._reader import (
     SplitFetcherManager,
     SplitReader,
 )
-from headwater.connectors.base._retry import Backoff, ErrorClass, RetryPolicy, classify_error, retry
+from headwater.connectors.base._retry import (
+    Backoff,
+    ErrorClass,
+    OnRetry,
+    RetryPolicy,
+    classify_error,
+    retry,
+    retry_blocking,
+)
+from headwater.connectors.base._secrets import (
+    MASK,
+    SecretMasker,
+    mask_settings,
+    mask_url,
+    secret_values,
+)
 from headwater.connectors.base._serializers import DataclassSerializer, dataclass_serializer
 from headwater.connectors.base.version import __version__
 
 __all__ = [
+    "MASK",
     "AIMDRateLimitingStrategy",
     "AsyncSinkBase",
     "AsyncSinkOptions",
     "AsyncSinkWriter",
     "AvroFormat",
     "Backoff",
+    "BlockingClientSinkWriter",
     "BlockingSplitReader",
     "CsvFormat",
     "DataclassSerializer",
@@ -91,6 +113,7 @@ __all__ = [
     "HybridSource",
     "HybridSplit",
     "JsonFormat",
+    "OnRetry",
     "OptionsModel",
     "PushSplitEnumerator",
     "QueueSplitEnumerator",
@@ -103,6 +126,7 @@ __all__ = [
     "RequestResultInfo",
     "RequestTimeoutError",
     "RetryPolicy",
+    "SecretMasker",
     "SkipOnError",
     "SourceReaderBase",
     "SourceSwitch",
@@ -115,9 +139,13 @@ __all__ = [
     "dataclass_serializer",
     "format_from_setting",
     "format_setting",
+    "mask_settings",
+    "mask_url",
     "pipeline_format",
     "refuse_record",
     "retry",
+    "retry_blocking",
+    "secret_values",
 ]
 
 for _name in __all__:

@@ -174,6 +174,8 @@ class SubmitResult(Generic[E]):
 
     retry_entries: Sequence[E] = ()
     error: BaseException | None = field(default=None)
+    cause: BaseException | None = field(default=None)
+    """Why the ``retry_entries`` were refused (the error the task fails with if they give up)."""
 
     @classmethod
     def complete(cls) -> SubmitResult[E]:
@@ -181,9 +183,14 @@ class SubmitResult(Generic[E]):
         return cls()
 
     @classmethod
-    def retry(cls, entries: Sequence[E]) -> SubmitResult[E]:
-        """These entries were refused (throttled, partially failed) and must be sent again."""
-        return cls(retry_entries=entries)
+    def retry(cls, entries: Sequence[E], cause: BaseException | None = None) -> SubmitResult[E]:
+        """These entries were refused (throttled, partially failed) and must be sent again.
+
+        They are sent again after a backoff of the retry policy, counted per entry; when the
+        policy gives up on one, the task fails with ``cause`` (default: a
+        :class:`~headwater.core.RetryableError` counting the refused entries).
+        """
+        return cls(retry_entries=entries, cause=cause)
 
     @classmethod
     def fail(cls, error: BaseException) -> SubmitResult[E]:
@@ -267,10 +274,11 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
 
     Batches are cut when ``max_batch_size`` entries or ``max_batch_size_in_bytes`` bytes are
     buffered, when the oldest entry has waited ``max_time_in_buffer``, and at the end of input.
-    Entries returned by :meth:`SubmitResult.retry` go back to the front of the buffer and count in
-    ``numRecordsSendErrors``. A request raising an error the classifier calls retryable is sent
-    again after a backoff (the strategy is told it was throttled); the retry policy's limits count
-    per entry, so an entry that keeps failing gives up while other requests succeed. A fatal
+    Entries returned by :meth:`SubmitResult.retry` count in ``numRecordsSendErrors`` and go back to
+    the front of the buffer after a backoff of the retry policy (the strategy is told which share
+    of the request was refused). A request raising an error the classifier calls retryable is sent
+    again after a backoff (the strategy is told it was throttled as a whole). The retry policy's
+    limits count per entry, so an entry that keeps failing gives up while other requests succeed. A fatal
     error, an exhausted retry policy or :meth:`SubmitResult.fail` fails the task at the next ``write_batch`` or
     ``flush``.
 
@@ -546,8 +554,15 @@ class AsyncSinkWriter(SinkWriter[IN], Generic[IN, E]):
         else:
             if result.error is not None:
                 fatal = result.error
-            else:
+            elif result.retry_entries:
                 failed = result.retry_entries
+                cause = result.cause or RetryableError(
+                    f"{getattr(self, 'connector', type(self).__name__)}: {len(failed)} of "
+                    f"{len(entries)} entries of a request were refused"
+                )
+                backoff = self._retry_delay(cause, failed, started)
+                if backoff is None:
+                    fatal = cause
         self._send_time_ms = (time.monotonic() - started) * 1000.0
         whole_failed = failed is entries
         self._strategy.register_completed_request(

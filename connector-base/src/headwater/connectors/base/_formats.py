@@ -78,18 +78,27 @@ class DeadLetter:
 
 
 class ErrorPolicy(ABC):
-    """What a deserializer does with a payload it cannot decode."""
+    """What a connector does with a record it cannot read or write.
+
+    Reading: a payload the format cannot decode (``Format(on_error=...)``). Writing: a record the
+    external system refuses for good (a mapping error, a constraint) or one over a size limit
+    (``on_record_too_large``); a sink applies it with :func:`refuse_record`.
+    """
 
     @abstractmethod
     def handle(self, letter: DeadLetter, cause: Exception) -> None:
-        """Handle one bad payload: raise to fail, return to drop it."""
+        """Handle one record that cannot be read or written: raise to fail, return to drop it."""
 
 
 class FailOnError(ErrorPolicy):
-    """Fail with :class:`SerializationError` naming the format and the record's position (default)."""
+    """Fail the task (the default).
+
+    Reading: with :class:`SerializationError` naming the format and the record's position.
+    Writing: with the sink's error, naming the record, where it was going and why it was refused.
+    """
 
     def handle(self, letter: DeadLetter, cause: Exception) -> None:
-        """Raise."""
+        """Raise (a sink's :func:`refuse_record` raises its own error before this is called)."""
         raise SerializationError(
             f"{letter.format}: cannot deserialize the record at position {letter.position}: "
             f"{letter.error}"
@@ -97,20 +106,25 @@ class FailOnError(ErrorPolicy):
 
 
 class SkipOnError(ErrorPolicy):
-    """Drop bad records; they are counted in ``numRecordsInErrors``."""
+    """Drop the record and go on.
+
+    A source counts records it could not read in ``numRecordsInErrors``; a sink counts records it
+    could not write in ``numRecordsOutErrors`` (or a metric its docs name).
+    """
 
     def handle(self, letter: DeadLetter, cause: Exception) -> None:
         """Drop the record."""
 
 
 class DeadLetterOnError(ErrorPolicy):
-    """Drop bad records, count them, and pass each as a :class:`DeadLetter` on.
+    """Drop the record, count it (as :class:`SkipOnError`) and pass it on as a :class:`DeadLetter`.
 
-    Without a collector, a source's letters go to its ``dead_letters()`` stream
-    (``env.from_source(...).dead_letters().sink_to(...)``; core's ``emit_dead_letter``): the job
-    fails with a clear error if it does not read them. A collector runs on the event loop inside
-    ``deserialize_batch``: it must be quick and must not block (append to a list or a queue that
-    a sink drains).
+    Reading, the letter carries the payload as read and its position; writing, the payload the
+    sink would have sent and where it was going. Without a collector, a source's letters go to its
+    ``dead_letters()`` stream (``env.from_source(...).dead_letters().sink_to(...)``; core's
+    ``emit_dead_letter``): the job fails with a clear error if it does not read them. A collector
+    runs on the event loop (inside ``deserialize_batch``, or while a sink sorts a request's
+    answer): it must be quick and must not block (append to a list or a queue that a sink drains).
     """
 
     def __init__(self, collector: Callable[[DeadLetter], None] | None = None) -> None:
@@ -122,10 +136,11 @@ class DeadLetterOnError(ErrorPolicy):
 
 
 def refuse_record(policy: ErrorPolicy | None, letter: DeadLetter, error: Exception) -> None:
-    """Apply a sink's error policy to a record it cannot write (larger than its size limit).
+    """Apply a sink's error policy to a record it cannot write (refused for good, too large).
 
-    ``None`` (the default) and :class:`FailOnError` raise ``error``, which names the record's
-    size, the limit, where it was going and the option to raise; :class:`SkipOnError` drops the
+    ``None`` (the default) and :class:`FailOnError` raise ``error``, which the sink words for
+    writing (the record, where it was going, why; for a size limit the size, the limit and the
+    option to raise); :class:`SkipOnError` drops the
     record; :class:`DeadLetterOnError` hands ``letter`` to its collector (``letter.format`` is the
     sink's name, ``letter.position`` where the record was going).
     """

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any
+from typing import Any, ClassVar
 
+from headwater.connectors.base._secrets import SecretMasker, secret_values
 from headwater.core import ConfigurationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -17,11 +18,18 @@ class OptionsModel(BaseModel):
 
     Subclasses declare fields with types and defaults (``timedelta`` for durations, ``None`` for
     "not set") and cross-field rules with ``@model_validator(mode="after")`` raising ``ValueError``.
-    The error message names the model and the option; the docs' options tables are generated from
+    The error message (``"<options_name>: option '<option>': <problem>"``) names the model and the
+    option, never the value given (it may be a secret); the docs' options tables are generated from
     the model's JSON Schema. A field's description there is its ``Field(description=...)``, else
     the docstring under its declaration, else its entry in the class docstring's ``Args:``
     section; the docs build fails on a field with none.
+
+    Secrets are ``SecretStr`` fields (or passwords in URLs); :meth:`masker` replaces all of them
+    in any text (an error from a client, a log line).
     """
+
+    options_name: ClassVar[str | None] = None
+    """What errors call these options (e.g. ``"kafka source"``); default: the class name."""
 
     model_config = ConfigDict(
         frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
@@ -47,11 +55,16 @@ class OptionsModel(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             problems = []
-            for error in exc.errors():
+            for error in exc.errors(include_input=False, include_url=False):
                 option = ".".join(str(part) for part in error["loc"])
                 message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(f"{option}: {message}" if option else message)
-            raise ConfigurationError(f"{type(self).__name__}: " + "; ".join(problems)) from None
+                problems.append(f"option '{option}': {message}" if option else message)
+            name = self.options_name or type(self).__name__
+            raise ConfigurationError(f"{name}: " + "; ".join(problems)) from None
+
+    def masker(self) -> SecretMasker:
+        """A :class:`SecretMasker` of every secret in these options (nested options included)."""
+        return SecretMasker(secret_values(self))
 
 
 _ARG = re.compile(r"(\w+)(?: \([^)]*\))?: (.*)")

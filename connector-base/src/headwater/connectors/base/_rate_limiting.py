@@ -60,17 +60,21 @@ class RateLimitingStrategy(ABC):
 class AIMDRateLimitingStrategy(RateLimitingStrategy):
     """Congestion control: additive increase, multiplicative decrease of the entries in flight.
 
-    Each fully successful request raises the limit of entries in flight by ``increase_rate`` (up to
-    ``max_rate``); each request with refused entries, or failing with a retryable error, multiplies
-    it by ``decrease_factor`` (down to 1). Requests in flight are also capped at
-    ``max_in_flight_requests``. Because the increase is per request, the recovery after throttling
-    speeds up as more requests are in flight.
+    Each completed request moves the limit of entries in flight by the share ``f`` of its entries
+    that were refused (``f = 1`` when it failed as a whole with a retryable error): it is
+    multiplied by ``1 - (1 - decrease_factor) * f`` and raised by ``increase_rate * (1 - f)``,
+    within 1 and ``max_rate``. A fully successful request adds ``increase_rate``, a refused one
+    applies ``decrease_factor``; a few scattered refusals (a few percent of 429s on single items)
+    shrink the limit only a little, and it settles where the increase balances them
+    (``2 * increase_rate * (1 - f) / f`` entries with the default factor) instead of collapsing.
+    Requests in flight are also capped at ``max_in_flight_requests``. Because the increase is per
+    request, the recovery after throttling speeds up as more requests are in flight.
 
     Args:
         max_in_flight_requests: the most concurrent requests.
         max_rate: the most entries in flight (and the starting limit).
         increase_rate: entries added to the limit per successful request.
-        decrease_factor: the factor applied on throttling, within (0, 1).
+        decrease_factor: the factor applied when a whole request is refused, within (0, 1).
     """
 
     def __init__(
@@ -116,13 +120,19 @@ class AIMDRateLimitingStrategy(RateLimitingStrategy):
         self.in_flight_entries += request.batch_size
 
     def register_completed_request(self, result: RequestResultInfo) -> None:
-        """Grow on success, shrink on refused entries or a retryable error."""
+        """Shrink by the refused share of the request, grow by its accepted share."""
         self.in_flight_requests -= 1
         self.in_flight_entries -= result.batch_size
-        if result.failed_entries or result.throttled:
-            self.rate = max(1, math.floor(self.rate * self.decrease_factor))
+        if result.throttled or result.batch_size <= 0:
+            refused = 1.0 if result.throttled or result.failed_entries else 0.0
         else:
+            refused = min(1.0, result.failed_entries / result.batch_size)
+        if not refused:
             self.rate = min(self.max_rate, self.rate + self.increase_rate)
+            return
+        shrunk = self.rate * (1.0 - (1.0 - self.decrease_factor) * refused)
+        grown = shrunk + self.increase_rate * (1.0 - refused)
+        self.rate = max(1, min(self.max_rate, math.floor(grown)))
 
     @property
     def max_batch_size(self) -> int:

@@ -1,8 +1,8 @@
 """Retries with exponential backoff and full jitter, and the classification of errors.
 
 One implementation for every connector: :class:`Backoff` computes delays, :class:`RetryPolicy`
-adds the limits (attempts, elapsed time) and the classifier, and :func:`retry` runs a coroutine
-function under a policy.
+adds the limits (attempts, elapsed time) and the classifier, :func:`retry` runs a coroutine
+function under a policy and :func:`retry_blocking` a blocking function (on a worker thread).
 """
 
 from __future__ import annotations
@@ -20,9 +20,20 @@ from headwater.core import FatalError, RetryableError
 from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-__all__ = ["Backoff", "ErrorClass", "RetryPolicy", "classify_error", "retry"]
+__all__ = [
+    "Backoff",
+    "ErrorClass",
+    "OnRetry",
+    "RetryPolicy",
+    "classify_error",
+    "retry",
+    "retry_blocking",
+]
 
 R = TypeVar("R")
+
+OnRetry = Callable[[BaseException, int, timedelta], None]
+"""Called before each retry with the error, the failed attempts so far and the delay (to log, count)."""
 
 
 class ErrorClass(enum.Enum):
@@ -139,25 +150,67 @@ async def retry(
     operation: Callable[[], Awaitable[R]],
     policy: RetryPolicy | None = None,
     *,
+    on_retry: OnRetry | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> R:
     """Await ``operation()`` until it succeeds or ``policy`` gives up; then raise its last error.
 
-    The error raised carries a note saying why no further attempt was made. Example::
+    The error raised carries a note saying why no further attempt was made. ``on_retry`` is
+    called before each retry. Example::
 
         record = await retry(lambda: client.get(key), RetryPolicy(max_attempts=5))
     """
-    policy = policy or RetryPolicy()
-    started = time.monotonic()
-    attempt = 0
+    attempts = _Attempts(policy or RetryPolicy(), on_retry)
     while True:
         try:
             return await operation()
         except Exception as exc:
-            attempt += 1
-            elapsed = time.monotonic() - started
-            delay = policy.next_delay(exc, attempt, elapsed)
-            if delay is None:
-                exc.add_note(policy.give_up_note(exc, attempt, elapsed))
-                raise
-        await sleep(delay.total_seconds())
+            delay = attempts.failed(exc)
+        await sleep(delay)
+
+
+def retry_blocking(
+    operation: Callable[[], R],
+    policy: RetryPolicy | None = None,
+    *,
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> R:
+    """Call ``operation()`` until it succeeds or ``policy`` gives up (the blocking :func:`retry`).
+
+    For worker threads (``context.run_blocking``) and synchronous clients; it sleeps the thread
+    between attempts. Example::
+
+        rows = retry_blocking(lambda: cursor.execute(sql), RetryPolicy(max_attempts=3))
+    """
+    attempts = _Attempts(policy or RetryPolicy(), on_retry)
+    while True:
+        try:
+            return operation()
+        except Exception as exc:
+            delay = attempts.failed(exc)
+        sleep(delay)
+
+
+class _Attempts:
+    """The failed attempts of one :func:`retry` or :func:`retry_blocking` call."""
+
+    __slots__ = ("count", "on_retry", "policy", "started")
+
+    def __init__(self, policy: RetryPolicy, on_retry: OnRetry | None) -> None:
+        self.policy = policy
+        self.on_retry = on_retry
+        self.started = time.monotonic()
+        self.count = 0
+
+    def failed(self, error: Exception) -> float:
+        """The seconds to wait before the next attempt; re-raises ``error`` (noted) to give up."""
+        self.count += 1
+        elapsed = time.monotonic() - self.started
+        delay = self.policy.next_delay(error, self.count, elapsed)
+        if delay is None:
+            error.add_note(self.policy.give_up_note(error, self.count, elapsed))
+            raise error
+        if self.on_retry is not None:
+            self.on_retry(error, self.count, delay)
+        return delay.total_seconds()

@@ -34,7 +34,6 @@ import asyncio
 import functools
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -256,16 +255,14 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
         restored: Sequence[Entry],
         converter: Callable[[Any], Any] | None,
     ) -> None:
-        super().__init__(
-            context, element_converter=_identity, options=options.writer, restored=restored
-        )
+        # Statements failing with a transient error back off (per statement) under retry_policy.
+        policy = with_cassandra_classifier(options.retry_policy)
+        writer = options.writer.model_copy(update={"retry_policy": policy})
+        super().__init__(context, element_converter=_identity, options=writer, restored=restored)
         self._sink_options = options
         self._target = _Target(options, context, converter)
-        self._policy = with_cassandra_classifier(options.retry_policy)
         self._concurrency = _concurrency(options)
         self._position = 0
-        self._transient_failures = 0
-        self._transient_since = 0.0
 
     @override
     async def write_batch(self, records: Sequence[Any]) -> None:
@@ -305,26 +302,13 @@ class _AtLeastOnceWriter(AsyncSinkWriter[Any, Entry], CommittingSinkWriter[Any, 
             self.context.metric_group.counter("numRecordsSendErrors").inc(len(group))
             _log.warning("%s (skipped)", refused)
         if transient is None:
-            self._transient_failures = 0
             return SubmitResult.complete()
-        return await self._retry_later(again, transient)
-
-    async def _retry_later(self, entries: list[Entry], error: BaseException) -> SubmitResult[Entry]:
-        """Wait the retry policy's backoff, then hand ``entries`` back (or fail when it gives up)."""
-        now = time.monotonic()
-        if self._transient_failures == 0:
-            self._transient_since = now
-        self._transient_failures += 1
-        elapsed = now - self._transient_since
-        delay = self._policy.next_delay(error, self._transient_failures, elapsed)
-        if delay is None:
-            failure = CassandraUnavailableError(
-                f"{_WHO}: {len(entries)} writes failed: {server_message(error)}"
-            )
-            failure.add_note(self._policy.give_up_note(error, self._transient_failures, elapsed))
-            return SubmitResult.fail(failure)
-        await asyncio.sleep(delay.total_seconds())
-        return SubmitResult.retry(entries)
+        return SubmitResult.retry(
+            again,
+            CassandraUnavailableError(
+                f"{_WHO}: {len(again)} writes failed: {server_message(transient)}"
+            ),
+        )
 
     def _groups(self, binder: StatementBinder, entries: list[Entry]) -> list[list[Entry]]:
         """One group per statement, or per partition key with ``batch_by_partition``."""

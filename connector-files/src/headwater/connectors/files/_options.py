@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from headwater.connectors.aws import AwsClientOptions
 from headwater.connectors.base import OptionsModel
+from headwater.connectors.base.aws import AwsClientOptions
 from headwater.connectors.files._filesystem import FileSystem
 from headwater.connectors.files._local import LocalFileSystem
 from headwater.connectors.files._s3 import MIN_PART_SIZE, S3FileSystem

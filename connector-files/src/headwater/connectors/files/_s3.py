@@ -16,8 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from headwater.connectors.aws import AwsClientOptions
-from headwater.connectors.aws._aws import error_code, translate
+from headwater.connectors.base.aws import AwsClientOptions, error_code, translate
 from headwater.connectors.files._filesystem import (
     FileInfo,
     FileSystem,

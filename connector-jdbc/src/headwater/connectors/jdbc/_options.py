@@ -12,14 +12,12 @@ import enum
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Self
 
-from headwater.core import ConfigurationError, DeliveryGuarantee
+from headwater.connectors.base import OptionsModel
+from headwater.core import DeliveryGuarantee
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -67,23 +65,10 @@ class ErrorPolicy(enum.Enum):
     """Write the row, as JSON with its error, to ``dead_letter_table`` and go on."""
 
 
-class _Options(BaseModel):
+class _Options(OptionsModel):
     """Shared behaviour: frozen, keyword-only, errors as ConfigurationError naming the option."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
-    )
-    _component: ClassVar[str] = "options"
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"option '{'.'.join(str(p) for p in err['loc']) or '(model)'}': {err['msg']}"
-                for err in exc.errors(include_input=False, include_url=False)
-            )
-            raise ConfigurationError(f"jdbc {self._component}: {problems}") from None
+    options_name: ClassVar[str | None] = "jdbc options"
 
     url: DatabaseUrl
     """The database URL; its password is never shown in logs, errors or reprs."""
@@ -103,7 +88,7 @@ class JdbcSinkOptions(_Options):
     ``batch_interval`` bounds how long a row waits in the buffer when input is slow.
     """
 
-    _component: ClassVar[str] = "sink"
+    options_name: ClassVar[str | None] = "jdbc sink"
 
     columns: tuple[str, ...] | None = None
     """The columns written; ``None`` for every column of the table. Each row must have them all."""
@@ -190,7 +175,7 @@ class JdbcSourceOptions(_Options):
     ``column`` above a checkpointed high-water mark, polled every ``poll_interval``.
     """
 
-    _component: ClassVar[str] = "source"
+    options_name: ClassVar[str | None] = "jdbc source"
 
     column: str = Field(min_length=1)
     """The split and resume column: numeric or timestamp, unique (a key), not null."""
@@ -232,7 +217,7 @@ class JdbcSourceOptions(_Options):
 class JdbcLookupOptions(_Options):
     """Options of :class:`~headwater.connectors.jdbc.JdbcLookup`."""
 
-    _component: ClassVar[str] = "lookup"
+    options_name: ClassVar[str | None] = "jdbc lookup"
 
     key_columns: tuple[str, ...] = Field(min_length=1)
     """The columns matched against the lookup key (in this order)."""

@@ -13,8 +13,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self
 
+from headwater.connectors.base import OptionsModel, mask_settings
 from headwater.core import ConfigurationError, DeliveryGuarantee
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 __all__ = [
     "AtTimestamp",
@@ -28,11 +29,8 @@ __all__ = [
     "SpecificOffsets",
     "StartingOffsets",
     "StoppingOffsets",
-    "mask_properties",
 ]
 
-_SECRET = re.compile(r"pass|secret|token|credential|oauth|ssl_context|private", re.IGNORECASE)
-_MASK = "**********"
 
 _MANAGED = {
     "bootstrap_servers": "bootstrap_servers",
@@ -48,27 +46,10 @@ _MANAGED = {
 """Client settings the connector sets itself, and the option to use instead."""
 
 
-def mask_properties(properties: dict[str, Any]) -> dict[str, Any]:
-    """``properties`` with the values of secret keys (passwords, tokens, TLS contexts) masked."""
-    return {k: (_MASK if _SECRET.search(k) else v) for k, v in properties.items()}
-
-
-class _Options(BaseModel):
+class _Options(OptionsModel):
     """Frozen, keyword-only; invalid values raise ConfigurationError naming component and option."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-    _component: ClassVar[str] = "kafka"
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            problems = []
-            for error in exc.errors(include_input=False):
-                option = ".".join(str(part) for part in error["loc"])
-                message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(f"option '{option}': {message}" if option else message)
-            raise ConfigurationError(f"{self._component}: " + "; ".join(problems)) from None
+    options_name: ClassVar[str | None] = "kafka"
 
 
 # -- offsets -------------------------------------------------------------------------------------
@@ -185,7 +166,7 @@ class KafkaClientOptions(_Options):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, (mask_properties(value) if name == "properties" else value)
+            yield name, (mask_settings(value) if name == "properties" else value)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments common to every aiokafka client built from these options."""
@@ -202,7 +183,7 @@ class KafkaClientOptions(_Options):
 class KafkaSourceOptions(KafkaClientOptions):
     """Options of :class:`~headwater.connectors.kafka.KafkaSource`."""
 
-    _component: ClassVar[str] = "kafka source"
+    options_name: ClassVar[str | None] = "kafka source"
 
     topics: list[str] | None = Field(default=None, description="The topics to read.")
     topic_pattern: str | None = Field(
@@ -277,7 +258,7 @@ class KafkaSourceOptions(KafkaClientOptions):
 class KafkaSinkOptions(KafkaClientOptions):
     """Options of :class:`~headwater.connectors.kafka.KafkaSink`."""
 
-    _component: ClassVar[str] = "kafka sink"
+    options_name: ClassVar[str | None] = "kafka sink"
 
     delivery_guarantee: DeliveryGuarantee = Field(
         default=DeliveryGuarantee.AT_LEAST_ONCE,
@@ -330,7 +311,7 @@ class KafkaSinkOptions(KafkaClientOptions):
         needed = interval + timeout
         if self.transaction_timeout <= needed:
             raise ConfigurationError(
-                f"{self._component}: option 'transaction_timeout' ({self.transaction_timeout}) "
+                f"{self.options_name}: option 'transaction_timeout' ({self.transaction_timeout}) "
                 f"must exceed the checkpoint interval plus the checkpoint timeout ({needed}): "
                 f"raise transaction_timeout (the broker's transaction.max.timeout.ms permitting) "
                 f"or lower the checkpoint timeout"

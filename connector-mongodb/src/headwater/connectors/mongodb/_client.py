@@ -91,6 +91,7 @@ def translate(error: BaseException, doing: str, options: MongoConnectionOptions)
         f"mongodb: {doing} on {options.where} failed: {type(error).__name__}"
         f"{f' (code {code})' if code is not None else ''}: {text}{hint}"
     )
+    described = options.masker()(described)  # a server's message may quote the URI
     if _is_retryable(error):
         return RetryableError(described)
     return FatalError(described)

@@ -2,16 +2,15 @@
 
 The docs page's options tables are generated from these models' JSON Schemas. The connection URI
 is a pydantic ``SecretStr`` (it may carry a password): it never shows in reprs, logs or errors;
-:func:`redacted_uri` is what messages name.
+connector-base's :func:`mask_url` is what messages name.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
-from headwater.connectors.base import OptionsModel, RetryPolicy
+from headwater.connectors.base import OptionsModel, RetryPolicy, mask_url
 from headwater.core import DeliveryGuarantee
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -20,7 +19,6 @@ __all__ = [
     "MongoLookupOptions",
     "MongoSinkOptions",
     "MongoSourceOptions",
-    "redacted_uri",
 ]
 
 StartupMode = Literal["snapshot", "initial", "latest", "timestamp"]
@@ -29,17 +27,6 @@ FullDocument = Literal["default", "update_lookup", "when_available", "required"]
 BeforeChange = Literal["off", "when_available", "required"]
 Output = Literal["document", "change_event", "changelog"]
 WriteMode = Literal["insert", "upsert", "update", "delete"]
-
-
-def redacted_uri(uri: str) -> str:
-    """``uri`` with its user information replaced by ``***`` (for messages)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparsable uri>"
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 class MongoConnectionOptions(OptionsModel):
@@ -79,7 +66,7 @@ class MongoConnectionOptions(OptionsModel):
         text = value.get_secret_value()
         if not text.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError(
-                f"must start with mongodb:// or mongodb+srv://, got {redacted_uri(text)!r}"
+                f"must start with mongodb:// or mongodb+srv://, got {mask_url(text)!r}"
             )
         return value
 
@@ -87,7 +74,7 @@ class MongoConnectionOptions(OptionsModel):
     def where(self) -> str:
         """``database.collection`` (or less) and the redacted URI, for messages."""
         namespace = ".".join(p for p in (self.database, self.collection) if p) or "deployment"
-        return f"{namespace} at {redacted_uri(self.uri.get_secret_value())}"
+        return f"{namespace} at {mask_url(self.uri.get_secret_value())}"
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``AsyncMongoClient`` (besides the URI)."""

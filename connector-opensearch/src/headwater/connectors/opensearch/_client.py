@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+from headwater.connectors.base import SecretMasker, secret_values
 from headwater.connectors.opensearch._options import Flavor, OpenSearchClientOptions
 from headwater.core import ConnectorError, FatalError, RetryableError
 from opensearchpy import AsyncOpenSearch, AsyncTransport, JSONSerializer, TransportError
@@ -33,26 +33,11 @@ RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 """HTTP statuses (of a request or of one bulk item) that a later attempt may turn into success."""
 
 
-class Masker:
-    """Replaces the secrets of one options object in any text."""
+class Masker(SecretMasker):
+    """Replaces the secrets of one client's options (passwords, API key, URL passwords) in text."""
 
     def __init__(self, options: OpenSearchClientOptions) -> None:
-        secrets = [
-            secret.get_secret_value()
-            for secret in (options.password, options.api_key)
-            if secret is not None and secret.get_secret_value()
-        ]
-        for host in options.hosts:
-            password = urlsplit(host if "://" in host else f"//{host}").password
-            if password:
-                secrets += [password, unquote(password)]
-        self._secrets = sorted(set(secrets), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        """``text`` with every secret replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        super().__init__(secret_values(options))
 
 
 def _api_key_header(api_key: str) -> str:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from headwater.connectors.base import AsyncSinkOptions, OptionsModel
+from headwater.connectors.base import AsyncSinkOptions, OptionsModel, mask_url
 from headwater.core import DeliveryGuarantee
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -31,16 +31,6 @@ class Flavor(StrEnum):
 
     OPENSEARCH = "opensearch"
     ELASTICSEARCH = "elasticsearch"
-
-
-def mask_url(host: str) -> str:
-    """``host`` with the password of its userinfo replaced by ``***``."""
-    scheme, separator, rest = host.rpartition("://")
-    userinfo, at, address = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return host
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{separator}{user}:***@{address}"
 
 
 class OpenSearchClientOptions(OptionsModel):
@@ -181,16 +171,6 @@ class OpenSearchSinkOptions(OptionsModel):
         description=(
             "`at_least_once` (every request answered before a checkpoint completes) or `none` "
             "(checkpoints do not wait). With `id_fields` the index holds each document once."
-        ),
-    )
-    throttle_share: float = Field(
-        default=0.25,
-        gt=0.0,
-        le=1.0,
-        description=(
-            "The share of a bulk's items refused with 429/5xx at or above which the writer halves "
-            "the actions in flight (AIMD); below it the refused items are retried alone and the "
-            "rate keeps growing. A whole request refused always counts as throttling."
         ),
     )
     refresh: Literal["false", "true", "wait_for"] = Field(

@@ -20,7 +20,8 @@ bulk request is read item by item:
 - 2xx, a 404 on ``delete`` (already gone), and with ``version_field`` a 409 version conflict (the
   index holds this or a newer version): done;
 - 429, 5xx and ``es_rejected_execution_exception``: only those items are sent again, after a
-  backoff from the writer's retry policy counted per item;
+  backoff from the writer's retry policy counted per item (connector-base's async sink does
+  both; its AIMD limit shrinks by the share of a bulk's items that were refused);
 - any other 4xx (mapping errors, strict mappings, 409 on ``create``, refused index names): the
   error policy (fail, skip, dead letter) with the index, id, status and reason.
 
@@ -31,19 +32,15 @@ the server refuses as too large goes to the error policy. Connection errors, tim
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from headwater.connectors.base import (
-    AIMDRateLimitingStrategy,
     AsyncSinkBase,
     AsyncSinkWriter,
     DeadLetter,
     ErrorPolicy,
     FailOnError,
-    RequestResultInfo,
     SubmitResult,
 )
 from headwater.connectors.opensearch._actions import ACTION_SERIALIZER, BulkAction, DocumentEmitter
@@ -66,7 +63,7 @@ from headwater.core import (
 from opensearchpy import AsyncOpenSearch
 from typing_extensions import override
 
-__all__ = ["BulkRateLimitingStrategy", "BulkRejectedError", "OpenSearchSink"]
+__all__ = ["BulkRejectedError", "OpenSearchSink"]
 
 IN = TypeVar("IN")
 """The type of the records the sink consumes."""
@@ -86,32 +83,6 @@ def _reason(item: Mapping[str, Any]) -> tuple[str, str]:
     return "", "" if error is None else str(error)
 
 
-class BulkRateLimitingStrategy(AIMDRateLimitingStrategy):
-    """AIMD that reads scattered item rejections as noise, not as congestion.
-
-    connector-base's AIMD halves the actions in flight on any refused entry, which under a few
-    percent of per-item 429s shrinks bulks to a handful of actions. Here a request counts as
-    throttled when it failed as a whole or when at least ``throttle_share`` of its items were
-    refused; otherwise its refused items are retried alone and the rate keeps growing.
-    """
-
-    def __init__(self, options: OpenSearchSinkOptions) -> None:
-        writer = options.writer
-        super().__init__(
-            max_in_flight_requests=writer.max_in_flight_requests,
-            max_rate=writer.max_in_flight_requests * writer.max_batch_size,
-            increase_rate=max(1, writer.max_batch_size // 10),
-        )
-        self.throttle_share = options.throttle_share
-
-    @override
-    def register_completed_request(self, result: RequestResultInfo) -> None:
-        """Count refused items as throttling only above ``throttle_share`` of the request."""
-        if not result.throttled and result.failed_entries < self.throttle_share * result.batch_size:
-            result = RequestResultInfo(result.batch_size, 0)
-        super().register_completed_request(result)
-
-
 class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
     """Sends bulk requests with ``AsyncOpenSearch`` and sorts the answer item by item."""
 
@@ -128,7 +99,6 @@ class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
             element_converter=converter,
             options=options.writer,
             restored=restored,
-            rate_limiting_strategy=BulkRateLimitingStrategy(options),
         )
         self._sink_options = options
         self._mask = Masker(options.client)
@@ -137,8 +107,6 @@ class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
         self._external_versions = options.version_field is not None
         self._no_guarantee = options.delivery_guarantee is DeliveryGuarantee.NONE
         self._policy = error_policy
-        self._attempts: dict[int, int] = {}
-        self._first_retry_at: dict[int, float] = {}
         group = context.metric_group
         self._rejected = group.counter("numRecordsRejected")
         self._stale = group.counter("numStaleVersionsIgnored")
@@ -192,13 +160,11 @@ class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
             ((_, result),) = item.items()
             status = int(result.get("status", 500))
             if status < 300:
-                self._forget(entry)
                 continue
             kind, reason = _reason(result)
             if status in RETRYABLE_STATUS or status >= 500 or kind == _REJECTED_EXECUTION:
                 retry.append(entry)
                 continue
-            self._forget(entry)
             if status == 404 and entry.action == "delete":
                 continue  # already gone: a replayed delete
             if status == 409 and kind == _VERSION_CONFLICT and self._external_versions:
@@ -209,35 +175,14 @@ class _BulkWriter(AsyncSinkWriter[IN, BulkAction]):
                 return SubmitResult.fail(error)
         if not retry:
             return SubmitResult.complete()
-        return await self._back_off(retry)
-
-    async def _back_off(self, retry: list[BulkAction]) -> SubmitResult[BulkAction]:
-        """Wait as the retry policy says for the most-tried item; fail when it gives up."""
-        now = time.monotonic()
-        policy = self.options.retry_policy
-        worst, first = 0, now
-        for entry in retry:
-            key = id(entry)
-            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-            started = self._first_retry_at.setdefault(key, now)
-            if attempts > worst:
-                worst, first = attempts, started
         self._item_retries.inc(len(retry))
-        error = RetryableError(
-            f"opensearch sink: {len(retry)} bulk item(s) throttled or failed on the server "
-            f"(first: index {retry[0].index!r} id {retry[0].id!r})"
+        return SubmitResult.retry(
+            retry,
+            RetryableError(
+                f"opensearch sink: {len(retry)} bulk item(s) throttled or failed on the server "
+                f"(first: index {retry[0].index!r} id {retry[0].id!r})"
+            ),
         )
-        delay = policy.next_delay(error, worst, now - first)
-        if delay is None:
-            error.add_note(policy.give_up_note(error, worst, now - first))
-            return SubmitResult.fail(error)
-        await asyncio.sleep(delay.total_seconds())
-        return SubmitResult.retry(retry)
-
-    def _forget(self, entry: BulkAction) -> None:
-        if self._attempts:
-            self._attempts.pop(id(entry), None)
-            self._first_retry_at.pop(id(entry), None)
 
     def _reject(self, entry: BulkAction, status: int, kind: str, reason: str) -> Exception | None:
         """Hand a refused action to the error policy; the error to fail with, if it says so."""
