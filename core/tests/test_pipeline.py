@@ -114,8 +114,8 @@ def test_the_job_is_built_with_the_files_settings(tmp_path: Path) -> None:
             r"\[\[steps\]\] #1 filter: cannot import 'pipeline_functions:odd'",
         ),
         (
-            ('filter = "pipeline_functions:even"', 'window = "pipeline_functions:even"'),
-            r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map, key_by, reduce",
+            ('filter = "pipeline_functions:even"', 'windowed = "pipeline_functions:even"'),
+            r"\[\[steps\]\] #1: expected exactly one of map, filter, flat_map, key_by, reduce, window",
         ),
         (
             ("count = 8", "count = 8\nrate = 5"),
@@ -174,7 +174,7 @@ def test_the_cli_reports_a_bad_pipeline_without_a_traceback(tmp_path: Path) -> N
         write(directory, PIPELINE.replace("[source]", "[source]\nconnector2 = 1", 1))
     )
     assert done.returncode == 1
-    assert "headwater: ConfigurationError:" in done.stderr and "connector2" in done.stderr
+    assert "headwater: error: ConfigurationError:" in done.stderr and "connector2" in done.stderr
     assert "Traceback" not in done.stderr
 
 
