@@ -215,7 +215,10 @@ def test_a_processing_time_window_counts_every_record(
         ),
         ('{ tumbling = "ten", aggregate = "count" }', r"#2 window tumbling: expected a duration"),
         ('{ sliding = "2s", aggregate = "count" }', r"a sliding window needs slide"),
-        ('{ tumbling = "1s", aggregate = "count", sizee = 1 }', r"unknown key\(s\): 'sizee' \(did you mean"),
+        (
+            '{ tumbling = "1s", aggregate = "count", sizee = 1 }',
+            r"unknown key\(s\): 'sizee' \(did you mean",
+        ),
         ('{ tumbling = "1s", aggregate = "count", field = "x" }', r"count takes no field"),
         (
             '{ tumbling = "1s", aggregate = "count", time = "processing", max_delay = "1s" }',
