@@ -71,7 +71,7 @@ def test_defaults_of_absent_settings() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"topic": "t", "partitions": 3}, r"job.toml \[sink\]: unknown key\(s\) partitions"),
+        ({"topic": "t", "partitions": 3}, r"job.toml \[sink\]: unknown key\(s\): 'partitions'"),
         ({}, r"job.toml \[sink\] topic: the demo sink needs topic"),
         ({"topic": 5}, r"job.toml \[sink\] topic: expected a str, got 5"),
         ({"topic": "t", "on_error": "retry"}, r"on_error is 'fail' or 'skip', not 'retry'"),
