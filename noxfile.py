@@ -132,7 +132,8 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The MkDocs site, with the connectors installed so their options tables can be generated."""
     session.install(
-        *dev_requirements("mkdocs", "mkdocs-material", "pydantic"), *editable_workspace()
+        *dev_requirements("mkdocs", "mkdocs-material", "mkdocstrings", "pydantic"),
+        *editable_workspace(),
     )
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"), *session.posargs,
