@@ -268,8 +268,10 @@ def _identity(index: int, _rng: Any) -> int:
     return index
 
 
-def _never(_results: list[Any]) -> bool:
-    return False
+def _after(seconds: float, done: Callable[[list[Any]], bool]) -> Callable[[list[Any]], bool]:
+    """A condition that holds once ``seconds`` have passed and ``done(results)`` holds."""
+    start = time.monotonic()
+    return lambda results: time.monotonic() - start >= seconds and done(results)
 
 
 def _window_counts(got: list[tuple[bool, int, int]]) -> dict[tuple[bool, int], int]:
@@ -318,15 +320,19 @@ class SourceTestSuiteBase:
     def test_unbounded_read_across_savepoint(
         self, external: SourceExternalContext, tmp_path: Path
     ) -> None:
-        """Stop with a savepoint, restore: nothing lost, nothing read twice."""
+        """Stop with a savepoint, restore: nothing lost, nothing read twice.
+
+        Each run lasts 0.6 s, or longer until it has delivered a record: a source whose client
+        takes longer to connect (on a loaded machine) is not stopped before its first record.
+        """
         external.write_test_data(list(range(self.count)))
         sink: CollectSink[Any] = CollectSink()
         savepoint = _collect_unbounded(
             external.create_source(bounded=False),
             sink,
             parallelism=2,
-            until=_never,
-            timeout=0.6,
+            until=_after(0.6, lambda got: len(got) > 0),
+            timeout=self.timeout,
             savepoint=tmp_path / "savepoint",
         )
         first = sink.results()
@@ -335,8 +341,8 @@ class SourceTestSuiteBase:
             sink,
             parallelism=2,
             restore_from=str(savepoint),
-            until=_never,
-            timeout=0.6,
+            until=_after(0.6, lambda got: len(got) > len(first)),
+            timeout=self.timeout,
         )
         combined = sink.results()
         assert len(combined) > len(first) > 0
