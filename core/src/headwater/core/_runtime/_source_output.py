@@ -123,8 +123,6 @@ class SourceOutput:
         self.splits: dict[str, _Tracker] = {}
         self._outputs: dict[str, SplitOutput] = {}
         self._now = now
-        self._released: int | None = None
-        """The highest final watermark of the splits released so far."""
         self.explicit_advanced = False
         """A reader declared a higher watermark: the task emits it without waiting."""
 
@@ -173,17 +171,9 @@ class SourceOutput:
         return output
 
     def release_split_output(self, split_id: str, /) -> None:
-        """The split is finished: it no longer holds back the watermark.
-
-        Its final watermark is kept: while the reader owns no other split, that is the
-        reader's watermark (even if it was never emitted before the split ended).
-        """
-        tracker = self.splits.pop(split_id, None)
+        """The split is finished: it no longer holds back the watermark."""
+        self.splits.pop(split_id, None)
         self._outputs.pop(split_id, None)
-        if tracker is not None:
-            final = tracker.watermark()
-            if final is not None and (self._released is None or final > self._released):
-                self._released = final
 
     # -- the task's side -------------------------------------------------------------------
     def append(self, record: Any, timestamp: int | None) -> None:
@@ -248,9 +238,6 @@ class SourceOutput:
         """The combined watermark of the outputs that are not idle, and whether all are idle."""
         self._now = now
         trackers = list(self.splits.values())
-        if not trackers and not self._main_used and self._released is not None:
-            # Every split this reader had is finished: their final watermark stands.
-            return self._released, self.main.idle(now, self._idle_timeout)
         if self._main_used or not trackers:
             trackers.append(self.main)
         active = [t for t in trackers if not t.idle(now, self._idle_timeout)]

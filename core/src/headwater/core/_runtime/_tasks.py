@@ -209,9 +209,6 @@ class OperatorTask(Task):
             elif index < 0:
                 await self._on_control(item)
             elif item is EndOfInput:
-                if self._idle[index]:
-                    self._idle[index] = False
-                    self._idle_channels -= 1
                 gate.ended[index] = True
                 self._watermarks[index] = MAX_WATERMARK
                 if self._aligning is not None and self._aligned >= gate.active_channels():
@@ -219,8 +216,6 @@ class OperatorTask(Task):
                 if gate.active_channels() == 0:
                     await self._end_input()
                     return
-                # A finished input holds nothing back: the others may now lead event time.
-                await self._advance_watermark()
 
     def resume(self) -> None:
         """Replay the timers and async results held back since the stop's barrier."""
@@ -276,25 +271,10 @@ class OperatorTask(Task):
         await self._advance_watermark()
 
     async def _advance_watermark(self) -> None:
-        """Emit the minimum over the active inputs' watermarks, if it moved forward.
-
-        When every input that has not ended is idle, none will hold event time back, so the
-        watermark advances to the highest of their last watermarks (Flink's
-        StatusWatermarkValve): otherwise windows stay unfired while all readers wait.
-        """
-        ended = self.gate.ended
-        active = [
-            w
-            for w, idle, done in zip(self._watermarks, self._idle, ended, strict=True)
-            if not idle and not done
-        ]
-        if active:
-            combined = min(active)
-        else:
-            waiting = [w for w, done in zip(self._watermarks, ended, strict=True) if not done]
-            if not waiting:
-                return
-            combined = max(waiting)
+        active = [w for w, idle in zip(self._watermarks, self._idle, strict=True) if not idle]
+        if not active:
+            return
+        combined = min(active)
         if combined > self._watermark:
             self._watermark = combined
             await self.head.process_watermark(combined)
@@ -305,13 +285,12 @@ class OperatorTask(Task):
             return
         self._idle[index] = idle
         self._idle_channels += 1 if idle else -1
-        # The watermark before the idle status (see _advance_watermark).
-        if idle:
-            await self._advance_watermark()
         all_idle = self._idle_channels == self.gate.active_channels()
         if all_idle != self._forwarded_idle:
             self._forwarded_idle = all_idle
             self.output.send_event(WatermarkStatus(idle=all_idle))
+        if idle:
+            await self._advance_watermark()
 
 
 class SourceTask(Task):
@@ -502,14 +481,12 @@ class SourceTask(Task):
         self._out.explicit_advanced = False
         self._last_watermark_emit = now
         candidate, all_idle = self._out.watermark(now)
-        # The watermark before the idle status: downstream, a watermark from an idle input
-        # would make it active again.
-        if candidate is not None and candidate > self._last_watermark:
-            self._last_watermark = candidate
-            await self.head.process_watermark(candidate)
         if all_idle and not self._idle:
             self._idle = True
             self.output.send_event(WatermarkStatus(idle=True))
+        if candidate is not None and candidate > self._last_watermark:
+            self._last_watermark = candidate
+            await self.head.process_watermark(candidate)
         if self._max_drift is not None:
             self._align()
 
