@@ -87,7 +87,7 @@ def test_scaffold_is_a_complete_package(workspace: Path) -> None:
 
     compatibility = (workspace / "docs" / "compatibility.md").read_text()
     assert (
-        "| [widget](connectors/widget/index.md) | `headwater-connector-widget` | yes |"
+        "| [widget](../connector-widget/docs/index.md) | `headwater-connector-widget` | yes |"
         in compatibility
     )
     scaffolded = load(workspace).package("connector-widget")

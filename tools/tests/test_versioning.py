@@ -188,8 +188,8 @@ def test_compatibility_page_lists_connectors_by_core_minor(tmp_path: Path) -> No
     assert "| 0.2 | current: developed in the repository's main branch |" in page
     assert "| 0.1 | supported: still receives connector releases |" in page
     assert "| connector | package | core 0.2 | core 0.1 |" in page
-    assert "| [x](connectors/x/index.md) | `headwater-connector-x` | yes | yes |" in page
-    assert "| [y](connectors/y/index.md) | `headwater-connector-y` | yes | no |" in page
+    assert "| [x](../connector-x/docs/index.md) | `headwater-connector-x` | yes | yes |" in page
+    assert "| [y](../connector-y/docs/index.md) | `headwater-connector-y` | yes | no |" in page
 
 
 def test_compat_table_command_writes_and_checks(tmp_path: Path) -> None:
