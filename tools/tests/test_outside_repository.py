@@ -88,5 +88,6 @@ def test_a_connector_outside_the_repository_passes_its_conformance_suites(
         work, {k: v for k, v in env.items() if k != "HEADWATER_SERVICES_CMD"},
     )  # fmt: skip
     summary = tests.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"\d+ passed in .*", summary), tests.stdout
+    # Every test that ran passed; the kill tests (marked slow) are deselected.
+    assert re.fullmatch(r"\d+ passed(, \d+ deselected)? in .*", summary), tests.stdout
     assert int(summary.split()[0]) >= 15, summary
